@@ -1,0 +1,5 @@
+import sys
+
+from loopline.cli import main
+
+sys.exit(main())

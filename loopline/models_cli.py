@@ -1,0 +1,79 @@
+"""`loopline models list|promote|rollback NAME`: the registry's aliases and their history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def tracking_uri(explicit: str | None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or \
+        f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from loopline.components import model_registry as reg
+
+    client = reg.client(tracking_uri(args.tracking_uri))
+    try:
+        if args.action == "list":
+            return _list(client, args)
+        if args.action == "promote":
+            return _promote(client, args)
+        moved_from, moved_to = reg.rollback(client, args.name, args.to)
+        print(f"{args.name}: champion v{moved_from} -> v{moved_to}")
+        return 0
+    except reg.RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except MlflowException as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _list(client: object, args: argparse.Namespace) -> int:
+    from loopline.components import model_registry as reg
+
+    rows = reg.versions(client, args.name)
+    events = reg.history(client, args.name)
+    if args.json:
+        print(json.dumps({"name": args.name, "versions": [r.__dict__ for r in rows],
+                          "history": events}, indent=2))
+        return 0
+    print(f"{args.name}")
+    print(f"  {'version':>7}  {'aliases':28} {'verdict':8} {'metric':22} created")
+    for row in rows:
+        print(f"  {row.version:>7}  {','.join(row.aliases) or '-':28} {row.verdict:8} "
+              f"{row.metrics:22} {row.created}")
+    print("history (newest last):")
+    for event in events:
+        target = f"v{event['version']}" if event.get("version") else \
+            f"kept (candidate v{event.get('candidate')})"
+        before = f" (was v{event['previous']})" if event.get("previous") else ""
+        print(f"  {event['time']}  {event['alias']:>10} -> {target}{before}  {event['reason']}")
+    return 0
+
+
+def _promote(client: object, args: argparse.Namespace) -> int:
+    from loopline.components import model_registry as reg
+
+    if not args.version:
+        print("error: promote needs a version", file=sys.stderr)
+        return 2
+    version = client.get_model_version(args.name, args.version)  # type: ignore[attr-defined]
+    if version.tags.get("loopline.verdict") == "failed" and not args.force:
+        print(f"error: v{args.version} failed its gate; use --force to promote anyway",
+              file=sys.stderr)
+        return 1
+    reason = "manual promote" + (" (forced past a failed gate)" if args.force else "")
+    if args.alias == reg.CHAMPION:
+        previous = reg.crown(client, args.name, args.version, reason)
+    else:
+        previous = reg.move_alias(client, args.name, args.alias, args.version, reason)
+    print(f"{args.name}: {args.alias} v{previous or '-'} -> v{args.version}")
+    return 0

@@ -1,0 +1,105 @@
+"""The run: its id, store and tracker; and the per-step context handed to components."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopline.runtime import lineage
+from loopline.runtime.hashing import StatCache
+from loopline.runtime.hooks import ConsoleProgress, RunHooks
+from loopline.runtime.store import ArtifactStore, open_store
+from loopline.runtime.tracking import Tracker, default_tracking_uri
+from loopline.spec.load import LoadedSpec
+from loopline.spec.model import Resources
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Run:
+    """State shared by the steps of one pipeline run, whichever backend drives it."""
+
+    loaded: LoadedSpec
+    run_id: str
+    orchestrator: str = "local"
+    orchestrator_run: str = ""
+    hooks: RunHooks = field(default_factory=ConsoleProgress)
+    store: ArtifactStore = field(init=False)
+    tracker: Tracker = field(init=False)
+    sources: StatCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        spec, root = self.loaded.spec, self.loaded.project_root
+        self.store = open_store(spec.artifacts.root, root)
+        self.tracking_uri = default_tracking_uri(spec, root)
+        self.registry_uri = (spec.registry.registry_uri if spec.registry and
+                             spec.registry.registry_uri else self.tracking_uri)
+        self.tracker = Tracker(spec, self.tracking_uri, self.run_id,
+                               {"loopline.spec_hash": self.loaded.spec_hash,
+                                "loopline.pipeline": spec.name,
+                                "loopline.orchestrator": self.orchestrator})
+        self.sources = StatCache(root / ".loopline" / "source-hashes.json")
+
+    @classmethod
+    def from_env(cls, loaded: LoadedSpec, orchestrator: str, **kwargs: Any) -> Run:
+        """Steps run as separate processes share a run id through LOOPLINE_RUN_ID."""
+        run_id = os.environ.get("LOOPLINE_RUN_ID") or new_run_id()
+        return cls(loaded, run_id, orchestrator, **kwargs)
+
+
+class StepRunContext:
+    """Implements `loopline.components.contract.StepContext` for one step execution."""
+
+    def __init__(self, run: Run, step: str, staging: Path, inputs: Mapping[str, Path],
+                 outputs: Mapping[str, str], lineage_facts: Mapping[str, str]) -> None:
+        self._run = run
+        self.pipeline = run.loaded.spec.name
+        self.step = step
+        self.run_id = run.run_id
+        self.project_root = run.loaded.project_root
+        self.tracking_uri = run.tracking_uri
+        self.registry_uri = run.registry_uri
+        self.model_name = run.loaded.spec.registry.model_name if run.loaded.spec.registry else None
+        self.resources: Resources = run.loaded.spec.resources(step)
+        self._staging = staging
+        self._inputs = dict(inputs)
+        self._outputs = dict(outputs)
+        self._lineage = dict(lineage_facts)
+        self.log_lines: list[str] = []
+
+    def input_path(self, name: str) -> Path | None:
+        return self._inputs.get(name)
+
+    def output_path(self, name: str) -> Path:
+        if name not in self._outputs:
+            raise KeyError(f"{self.step}: component declares no output {name!r}")
+        return self._staging / self._outputs[name]
+
+    def log(self, message: str) -> None:
+        self.log_lines.append(message)
+        self._run.hooks.step_log(self.step, message)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        self._run.tracker.log_metrics(self.step, metrics)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._run.tracker.log_params(params)
+
+    def lineage(self) -> dict[str, str]:
+        return {**self._lineage, "mlflow_run_id": self._run.tracker.mlflow_run_id or ""}
+
+
+def lineage_facts(run: Run, data_hashes: Mapping[str, str]) -> dict[str, str]:
+    root = run.loaded.project_root
+    return {"pipeline": run.loaded.spec.name, "spec_hash": run.loaded.spec_hash,
+            "git_commit": lineage.git_commit(root), "run_id": run.run_id,
+            "orchestrator": run.orchestrator, "orchestrator_run": run.orchestrator_run,
+            "data_hash": ",".join(f"{Path(k).name}:{v}" for k, v in sorted(data_hashes.items()))}

@@ -1,0 +1,202 @@
+"""Running one step: the single function behind `loopline run`, `loopline step`, DVC and Airflow.
+
+Cache key = component name + component code version + resolved params + content hashes of
+its inputs and external sources (Hamilton's recipe). A hit needs the manifest to carry the
+same key and every output to still be there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopline.components import registry
+from loopline.components.contract import Component, StepFailed, StepResult
+from loopline.components.validation import step_params
+from loopline.runtime.context import Run, StepRunContext, lineage_facts
+from loopline.runtime.hashing import path_md5, stable_hash
+
+
+@dataclass
+class StepOutcome:
+    status: str  # succeeded | cached | failed | skipped
+    duration_s: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, "") or k == "status"}
+
+
+class StepTimeout(Exception):
+    pass
+
+
+class MissingInput(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Everything that decides a step's outputs, resolved before running it."""
+
+    component: Component
+    params: Any
+    key: str
+    inputs: dict[str, Path]
+    input_hashes: dict[str, str]
+    data_hashes: dict[str, str]
+
+
+def plan_step(run: Run, step: str) -> StepPlan:
+    loaded, store = run.loaded, run.store
+    spec_step = loaded.spec.steps[step]
+    component = registry.get(spec_step.component)
+    params = step_params(loaded, step)
+    inputs: dict[str, Path] = {}
+    input_hashes: dict[str, str] = {}
+    data_hashes: dict[str, str] = {}
+    for name, ref in spec_step.inputs.items():
+        upstream, output = ref.split(".")
+        manifest = store.read_manifest(loaded.spec.name, upstream)
+        if manifest is None or output not in manifest.get("outputs", {}):
+            raise MissingInput(f"input {name!r} needs {ref}, which has no complete output; "
+                               f"run step {upstream!r} first")
+        entry = manifest["outputs"][output]
+        inputs[name] = store.local_path(loaded.spec.name, upstream, entry["path"])
+        input_hashes[name] = entry["hash"]
+        data_hashes.update(manifest.get("data_hashes", {}))
+    sources = component.sources(params, loaded.project_root) if component.sources else []
+    for source in sources:
+        data_hashes[source] = run.sources.hash(Path(source))
+    run.sources.save()
+    key_material: dict[str, Any] = {
+        "component": component.name,
+        "code_version": registry.code_version(spec_step.component),
+        "params": params.model_dump(mode="json"),
+        "inputs": input_hashes,
+        "sources": {s: data_hashes[s] for s in sources},
+    }
+    if component.touches_registry or spec_step.component == "evaluate.gate":
+        key_material["registry"] = run.registry_uri
+    return StepPlan(component, params, stable_hash(key_material)[:24], inputs, input_hashes,
+                    data_hashes)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """SIGALRM-based limit; only possible in the main thread (elsewhere the backend enforces)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise StepTimeout(f"timed out after {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
+                 force: bool = False) -> StepOutcome:
+    """Run (or reuse) one step and commit its outputs atomically; never raises for step errors."""
+    loaded, store, hooks = run.loaded, run.store, run.hooks
+    pipeline = loaded.spec.name
+    started = time.perf_counter()
+    try:
+        plan = plan_step(run, step)
+    except MissingInput as exc:
+        hooks.step_finished(step, "failed", 0.0, str(exc))
+        return StepOutcome("failed", error=str(exc))
+    manifest = store.read_manifest(pipeline, step)
+    reusable = manifest and not force and loaded.spec.steps[step].cache
+    if reusable and manifest.get("key") == plan.key and \
+            store.outputs_intact(pipeline, step, manifest):
+        note = f"cached: inputs, params and code unchanged (key {plan.key[:8]}, " \
+               f"from run {manifest.get('run_id')})"
+        hooks.step_finished(step, "cached", time.perf_counter() - started, note)
+        return StepOutcome("cached", round(time.perf_counter() - started, 3),
+                           _output_uris(run, step, manifest), manifest.get("metrics", {}),
+                           manifest.get("facts", {}), note=note)
+    attempts = run.loaded.spec.retries(step) + 1
+    error = ""
+    for attempt in range(1, attempts + 1):
+        hooks.step_started(step, index, total, attempt)
+        staging = store.staging(pipeline, step)
+        try:
+            result, log_lines = _invoke(run, step, plan, staging)
+            outcome = _commit(run, step, plan, staging, result, log_lines, started)
+            hooks.step_finished(step, "succeeded", outcome.duration_s, "")
+            return outcome
+        except StepFailed as exc:  # the component's own verdict: retrying cannot help
+            store.discard(staging)
+            error = str(exc)
+            break
+        except Exception as exc:  # noqa: BLE001 - any crash is reported, not propagated
+            store.discard(staging)
+            error = f"{type(exc).__name__}: {exc}"
+            detail = "".join(traceback.format_exception(exc)).rstrip()
+            hooks.step_log(step, detail)
+            if attempt < attempts:
+                delay = run.loaded.spec.retry_delay_s(step)
+                hooks.step_log(step, f"attempt {attempt} failed; retrying in {delay:g}s")
+                time.sleep(delay)
+    seconds = round(time.perf_counter() - started, 3)
+    hooks.step_finished(step, "failed", seconds, error)
+    return StepOutcome("failed", seconds, error=error)
+
+
+def _invoke(run: Run, step: str, plan: StepPlan, staging: Path) -> tuple[StepResult, list[str]]:
+    outputs = {name: out.filename for name, out in plan.component.outputs.items()}
+    ctx = StepRunContext(run, step, staging, plan.inputs, outputs,
+                         lineage_facts(run, plan.data_hashes))
+    with run.tracker.step(step), _time_limit(run.loaded.spec.timeout_s(step)):
+        result = plan.component.run(ctx, plan.params) or StepResult()
+        if result.metrics:
+            run.tracker.log_metrics(step, result.metrics)
+    missing = [n for n, f in outputs.items() if not (staging / f).exists()]
+    if missing:
+        raise RuntimeError(f"{plan.component.name} did not write output(s) {missing}")
+    return result, ctx.log_lines
+
+
+def _commit(run: Run, step: str, plan: StepPlan, staging: Path, result: StepResult,
+            log_lines: list[str], started: float) -> StepOutcome:
+    outputs = {}
+    for name, out in plan.component.outputs.items():
+        path = staging / out.filename
+        outputs[name] = {"path": out.filename, "hash": path_md5(path),
+                         "size": path.stat().st_size if path.is_file() else None,
+                         "kind": out.kind}
+    seconds = round(time.perf_counter() - started, 3)
+    manifest = {"step": step, "component": plan.component.name, "key": plan.key,
+                "params": plan.params.model_dump(mode="json"), "inputs": plan.input_hashes,
+                "data_hashes": plan.data_hashes, "outputs": outputs,
+                "metrics": dict(result.metrics), "facts": dict(result.facts),
+                "run_id": run.run_id, "orchestrator": run.orchestrator,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "duration_s": seconds, "log": log_lines}
+    run.store.commit(run.loaded.spec.name, step, staging, manifest)
+    return StepOutcome("succeeded", seconds, _output_uris(run, step, manifest),
+                       dict(result.metrics), dict(result.facts))
+
+
+def _output_uris(run: Run, step: str, manifest: dict[str, Any]) -> dict[str, str]:
+    return {name: run.store.uri(run.loaded.spec.name, step, entry["path"])
+            for name, entry in manifest.get("outputs", {}).items()}

@@ -1,0 +1,139 @@
+"""Where step outputs live: `<root>/<pipeline>/<step>/<file>`, plus a manifest written last.
+
+A step's outputs count as complete only when its manifest exists and names them. Outputs are
+produced in a private staging folder; commit removes the old manifest, moves the outputs in
+and writes the new manifest atomically. A crash at any point leaves either no manifest (the
+step reruns) or the previous complete set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "_loopline.json"
+
+
+class ArtifactStore:
+    """Local folder store; `FsspecStore` extends it to any fsspec URI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def step_dir(self, pipeline: str, step: str) -> Path:
+        return self.root / pipeline / step
+
+    def uri(self, pipeline: str, step: str, filename: str) -> str:
+        return str(self.step_dir(pipeline, step) / filename)
+
+    def read_manifest(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.step_dir(pipeline, step) / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def local_path(self, pipeline: str, step: str, filename: str) -> Path:
+        return self.step_dir(pipeline, step) / filename
+
+    def outputs_intact(self, pipeline: str, step: str, manifest: dict[str, Any]) -> bool:
+        for entry in manifest.get("outputs", {}).values():
+            path = self.step_dir(pipeline, step) / entry["path"]
+            if not path.exists():
+                return False
+            if path.is_file() and path.stat().st_size != entry.get("size", -1):
+                return False
+        return True
+
+    def staging(self, pipeline: str, step: str) -> Path:
+        parent = self.step_dir(pipeline, step).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{step}.staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f".{step}.staging-", dir=parent))
+
+    def commit(self, pipeline: str, step: str, staging: Path, manifest: dict[str, Any]) -> None:
+        target = self.step_dir(pipeline, step)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / MANIFEST).unlink(missing_ok=True)  # from here on, nothing counts as complete
+        for entry in manifest["outputs"].values():
+            source, destination = staging / entry["path"], target / entry["path"]
+            if destination.is_dir():
+                shutil.rmtree(destination)
+            os.replace(source, destination)
+        write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, default=str))
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class FsspecStore(ArtifactStore):
+    """Any fsspec URI (s3://, gs://, memory://): uploads outputs, then the manifest last."""
+
+    def __init__(self, uri: str, cache_dir: Path) -> None:
+        import fsspec
+
+        self.fs, self.base = fsspec.core.url_to_fs(uri)
+        self.protocol = uri.split("://", 1)[0]
+        super().__init__(cache_dir)
+
+    def _remote(self, pipeline: str, step: str, filename: str = "") -> str:
+        return "/".join(p for p in (self.base.rstrip("/"), pipeline, step, filename) if p)
+
+    def uri(self, pipeline: str, step: str, filename: str) -> str:
+        return f"{self.protocol}://{self._remote(pipeline, step, filename).lstrip('/')}"
+
+    def read_manifest(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.fs.cat_file(self._remote(pipeline, step, MANIFEST)))
+        except (OSError, ValueError, FileNotFoundError):
+            return None
+
+    def outputs_intact(self, pipeline: str, step: str, manifest: dict[str, Any]) -> bool:
+        return all(self.fs.exists(self._remote(pipeline, step, e["path"]))
+                   for e in manifest.get("outputs", {}).values())
+
+    def local_path(self, pipeline: str, step: str, filename: str) -> Path:
+        """Download once into the local cache, keyed by the manifest's hash of the output."""
+        manifest = self.read_manifest(pipeline, step) or {}
+        digest = next((e["hash"] for e in manifest.get("outputs", {}).values()
+                       if e["path"] == filename), "unknown")
+        local = self.root / pipeline / step / digest / filename
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(local.name + ".part")
+            self.fs.get(self._remote(pipeline, step, filename), str(tmp), recursive=True)
+            os.replace(tmp, local)
+        return local
+
+    def staging(self, pipeline: str, step: str) -> Path:
+        (self.root / pipeline).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{step}.staging-", dir=self.root / pipeline))
+
+    def commit(self, pipeline: str, step: str, staging: Path, manifest: dict[str, Any]) -> None:
+        manifest_path = self._remote(pipeline, step, MANIFEST)
+        if self.fs.exists(manifest_path):
+            self.fs.rm(manifest_path)
+        for entry in manifest["outputs"].values():
+            source = staging / entry["path"]
+            self.fs.put(str(source), self._remote(pipeline, step, entry["path"]),
+                        recursive=source.is_dir())
+        self.fs.pipe_file(manifest_path, json.dumps(manifest, default=str).encode())
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def open_store(root: str, project_root: Path) -> ArtifactStore:
+    if "://" in root and not root.startswith("file://"):
+        return FsspecStore(root, project_root / ".loopline" / "cache")
+    local = Path(root.removeprefix("file://"))
+    return ArtifactStore(local if local.is_absolute() else project_root / local)

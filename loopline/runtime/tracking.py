@@ -1,0 +1,107 @@
+"""Experiment tracking: one MLflow run per pipeline run, a nested run per executed step.
+
+MLflow is imported only when a step actually executes, so a fully cached re-run stays fast.
+Weights & Biases is optional and offline when no API key is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from loopline.spec.model import PipelineSpec
+
+
+def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
+    """Env wins (production points it at a server); else the spec; else SQLite in the project."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    uri = spec.tracking.mlflow.tracking_uri
+    if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{project_root / uri.removeprefix('sqlite:///')}"
+    return uri or f"sqlite:///{project_root / 'mlflow.db'}"
+
+
+class Tracker:
+    def __init__(self, spec: PipelineSpec, tracking_uri: str, run_id: str,
+                 tags: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self.tags = dict(tags)
+        self._parent: Any = None
+        self._wandb: Any = None
+
+    def _mlflow(self) -> Any:
+        import mlflow
+
+        if self._parent is None:
+            for name in ("mlflow", "alembic"):  # keep step output readable
+                logging.getLogger(name).setLevel(logging.WARNING)
+            os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_experiment(self.spec.tracking.mlflow.experiment or self.spec.name)
+            existing = mlflow.search_runs(
+                filter_string=f"tags.`loopline.run_id` = '{self.run_id}' and "
+                              "tags.`loopline.level` = 'pipeline'", max_results=1,
+                output_format="list")
+            if existing:
+                self._parent = mlflow.start_run(run_id=existing[0].info.run_id)
+            else:
+                self._parent = mlflow.start_run(
+                    run_name=f"{self.spec.name} {self.run_id}",
+                    tags={"loopline.run_id": self.run_id, "loopline.level": "pipeline",
+                          **self.tags})
+        return mlflow
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self._parent.info.run_id if self._parent else None
+
+    @contextlib.contextmanager
+    def step(self, step: str) -> Iterator[str]:
+        mlflow = self._mlflow()
+        with mlflow.start_run(run_name=step, nested=True,
+                              tags={"loopline.run_id": self.run_id, "loopline.step": step,
+                                    "loopline.level": "step"}) as run:
+            yield run.info.run_id
+
+    def log_metrics(self, step: str, metrics: Mapping[str, float]) -> None:
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        if not numeric:
+            return
+        self._mlflow().log_metrics(numeric)
+        if (run := self._wandb_run()) is not None:
+            run.log({f"{step}/{k}": v for k, v in numeric.items()})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._mlflow().log_params({k: str(v)[:500] for k, v in params.items()})
+
+    def _wandb_run(self) -> Any:
+        settings = self.spec.tracking.wandb
+        if not settings.enabled:
+            return None
+        if self._wandb is None:
+            import wandb
+
+            mode = settings.mode
+            if mode == "auto":
+                mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+            self._wandb = wandb.init(project=settings.project or self.spec.name,
+                                     name=self.run_id, mode=mode, reinit=True,
+                                     config={"loopline.run_id": self.run_id})
+        return self._wandb
+
+    def finish(self, status: str) -> None:
+        if self._parent is not None:
+            import mlflow
+
+            mlflow.end_run(status="FINISHED" if status == "succeeded" else "FAILED")
+            self._parent = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

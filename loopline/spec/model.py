@@ -1,0 +1,165 @@
+"""The pipeline spec as immutable pydantic models: what to run, never how to run it."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# Kubernetes resource quantities: "500m", "2", "1.5", "4Gi", "512M".
+_CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuSpec(_Frozen):
+    """GPU needs of a step; `require` turns "no GPU here" into an error instead of a CPU run."""
+
+    count: int = Field(1, ge=0, le=64, description="Number of GPUs.")
+    type: str | None = Field(None, description="Accelerator type, e.g. nvidia-tesla-t4.")
+    require: bool = Field(False, description="Fail instead of falling back to the CPU.")
+
+
+class Resources(_Frozen):
+    """What a step needs from the machine; backends translate it (pools, pod requests)."""
+
+    cpu: str | None = Field(None, description='CPU request as a Kubernetes quantity: "2", "500m".')
+    memory: str | None = Field(None, description='Memory request: "4Gi", "512Mi".')
+    gpu: GpuSpec | None = Field(None, description="An integer count or a GPU mapping.")
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a CPU quantity such as 2 or \"500m\"")
+        if isinstance(value, int | float):
+            if value <= 0:
+                raise ValueError("must be positive")
+            value = str(value)
+        if isinstance(value, str) and not _CPU_RE.match(value):
+            raise ValueError(f'{value!r} is not a CPU quantity (e.g. 2, "0.5", "500m")')
+        return value
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _MEMORY_RE.match(value):
+            raise ValueError(f'{value!r} is not a memory quantity (e.g. "4Gi", "512Mi")')
+        return value
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a GPU count or a mapping with count/type/require")
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("GPU count cannot be negative")
+            return {"count": value}
+        return value
+
+
+class StepSpec(_Frozen):
+    """One step: a named component, where its inputs come from, and its parameters."""
+
+    component: str = Field(description="Registered component name, e.g. train.sklearn.")
+    description: str = ""
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="Input name -> 'step.output' of an upstream step."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Component parameters.")
+    after: list[str] = Field(default_factory=list, description="Extra ordering dependencies.")
+    resources: Resources | None = None
+    retries: int | None = Field(None, ge=0, le=20)
+    retry_delay_s: float | None = Field(None, ge=0)
+    timeout_s: float | None = Field(None, gt=0)
+    cache: bool = Field(True, description="Reuse outputs when nothing the step reads changed.")
+
+    @field_validator("inputs")
+    @classmethod
+    def _refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, ref in value.items():
+            if not isinstance(ref, str) or ref.count(".") != 1 or not all(ref.split(".")):
+                raise ValueError(f"input {name!r}: expected 'step.output', got {ref!r}")
+        return value
+
+
+class StepDefaults(_Frozen):
+    """Defaults every step inherits unless it says otherwise."""
+
+    retries: int = Field(0, ge=0, le=20)
+    retry_delay_s: float = Field(10.0, ge=0)
+    timeout_s: float | None = Field(None, gt=0)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class MlflowSpec(_Frozen):
+    tracking_uri: str | None = Field(
+        None, description="Default: sqlite:///<project>/mlflow.db (env MLFLOW_TRACKING_URI wins)."
+    )
+    experiment: str | None = Field(None, description="Default: the pipeline's name.")
+
+
+class WandbSpec(_Frozen):
+    enabled: bool = False
+    project: str | None = None
+    mode: str = Field("auto", pattern="^(auto|online|offline)$",
+                      description="auto: online with WANDB_API_KEY, offline without.")
+
+
+class TrackingSpec(_Frozen):
+    mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
+    wandb: WandbSpec = Field(default_factory=WandbSpec)
+
+
+class RegistrySpec(_Frozen):
+    model_name: str = Field(description="Registered model name in the MLflow registry.")
+    registry_uri: str | None = Field(None, description="Default: the tracking URI.")
+
+
+class ArtifactsSpec(_Frozen):
+    root: str = Field("artifacts", description="Folder or fsspec URI; relative to the project.")
+
+
+StepName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class PipelineSpec(_Frozen):
+    """A whole pipeline. Relative paths resolve against the project root, never the cwd."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str = ""
+    schedule: str | None = Field(None, description="Cron expression or preset such as @daily.")
+    params_file: str = Field("params.yaml", description="Relative to the project root.")
+    artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    registry: RegistrySpec | None = None
+    defaults: StepDefaults = Field(default_factory=StepDefaults)
+    steps: dict[StepName, StepSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _step_names(self) -> PipelineSpec:
+        for name in self.steps:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"step name {name!r} must match {NAME_PATTERN}")
+        return self
+
+    def retries(self, step: str) -> int:
+        value = self.steps[step].retries
+        return self.defaults.retries if value is None else value
+
+    def retry_delay_s(self, step: str) -> float:
+        value = self.steps[step].retry_delay_s
+        return self.defaults.retry_delay_s if value is None else value
+
+    def timeout_s(self, step: str) -> float | None:
+        value = self.steps[step].timeout_s
+        return self.defaults.timeout_s if value is None else value
+
+    def resources(self, step: str) -> Resources:
+        return self.steps[step].resources or self.defaults.resources

@@ -1,0 +1,109 @@
+"""`${section.key}` references into params.yaml, and `--set` overrides of its values."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loopline.spec.errors import SpecError, SpecProblem
+from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file
+
+_REF = re.compile(r"\$\{([^}]*)\}")
+
+
+@dataclass
+class Params:
+    """The values of params.yaml after overrides, flattened to dotted keys for lookups."""
+
+    values: dict[str, Any]
+    file: str
+    flat: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flat = dict(_flatten(self.values))
+
+    def get(self, key: str) -> Any:
+        return self.flat[key]
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            items.append((dotted, value))
+            items.extend(_flatten(value, dotted))
+    return items
+
+
+def load_params(path: Path, display: str, overrides: list[str] | None = None) -> Params:
+    """Read params.yaml (absent means empty) and apply `section.key=value` overrides."""
+    values: dict[str, Any] = {}
+    if path.exists():
+        doc = load_file(path, display)
+        if doc.data is not None and not isinstance(doc.data, dict):
+            raise SpecError([doc.problem((), "params file must be a mapping")])
+        values = doc.data or {}
+    params = Params(values, display)
+    problems = [p for o in overrides or [] if (p := _apply_override(params, o))]
+    if problems:
+        raise SpecError(problems)
+    params.__post_init__()
+    return params
+
+
+def _apply_override(params: Params, override: str) -> SpecProblem | None:
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        return SpecProblem("--set", 1, override, "expected section.key=value")
+    if key not in params.flat:
+        hint = _did_you_mean(key, params.flat)
+        return SpecProblem("--set", 1, key, f"not a key of {params.file}{hint}")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    *parents, leaf = key.split(".")
+    node = params.values
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return None
+
+
+def _did_you_mean(key: str, known: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def resolve(doc: LocatedDocument, params: Params) -> tuple[Any, dict[Loc, set[str]]]:
+    """Replace every reference in the spec; return the data and which keys each spot used."""
+    problems: list[SpecProblem] = []
+    used: dict[Loc, set[str]] = {}
+
+    def substitute(value: Any, loc: Loc) -> Any:
+        if isinstance(value, dict):
+            return {k: substitute(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        refs = _REF.findall(value)
+        for key in refs:
+            if key not in params.flat:
+                hint = _did_you_mean(key, params.flat)
+                problems.append(doc.problem(loc, f"${{{key}}} not found in {params.file}{hint}"))
+                return value
+            used.setdefault(loc, set()).add(key)
+        whole = _REF.fullmatch(value)
+        if whole:  # a lone reference keeps its type (int, list, mapping)
+            return params.get(whole.group(1))
+        return _REF.sub(lambda m: str(params.get(m.group(1))), value)
+
+    resolved = substitute(doc.data, ())
+    if problems:
+        raise SpecError(problems)
+    return resolved, used
