@@ -81,9 +81,15 @@ class DvcCompiler(Compiler):
             }
             if deps:
                 stage["deps"] = sorted(set(deps))
+            # The step's own block of the spec is a param too: editing it reruns this stage
+            # (and then the fingerprint asks for a recompile) instead of being ignored.
+            stage_params: list[Any] = []
             if used := loaded.step_params_used(step):
-                params_file = spec.params_file
-                stage["params"] = used if params_file == "params.yaml" else [{params_file: used}]
+                stage_params += used if spec.params_file == "params.yaml" \
+                    else [{spec.params_file: used}]
+            spec_keys = [f"steps.{step}"] + (["defaults"] if "defaults" in loaded.doc.data else [])
+            stage_params.append({spec_rel: spec_keys})
+            stage["params"] = stage_params
             stage["outs"] = outs
             if metrics:
                 stage["metrics"] = metrics

@@ -28,18 +28,19 @@ class LocalRunner(Runner):
         if only:
             order = [s for s in order if s in only]
         outcomes: dict[str, StepOutcome] = {}
-        blocked: set[str] = set()
+        failed: str | None = None
         started = time.perf_counter()
         try:
             for index, step in enumerate(order, start=1):
-                if step in blocked:
-                    outcomes[step] = StepOutcome("skipped", note="an upstream step failed")
-                    run.hooks.step_finished(step, "skipped", 0.0, "an upstream step failed")
+                if failed is not None:  # fail fast: nothing new starts after a failure
+                    note = f"not started: step {failed!r} failed"
+                    outcomes[step] = StepOutcome("skipped", note=note)
+                    run.hooks.step_finished(step, "skipped", 0.0, note)
                     continue
                 outcome = execute_step(run, step, index, len(order), force=force)
                 outcomes[step] = outcome
                 if outcome.status == "failed":
-                    blocked |= graph.downstream_closure(loaded.spec, step)
+                    failed = step
         finally:
             summary = run_summary(run.run_id, outcomes)
             run.tracker.finish(summary["status"])

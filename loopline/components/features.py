@@ -49,18 +49,19 @@ class FeatureParams(ComponentParams):
         return {column: (CategoricalOptions(encoding=value) if isinstance(value, str) else value)
                 .model_dump() for column, value in self.categorical.items()}
 
-    def columns_read(self) -> dict[str, set[str]]:
-        """Raw columns each feature reads, by feature name."""
-        read: dict[str, set[str]] = {}
+    def columns_read(self) -> dict[tuple[str, str], set[str]]:
+        """Raw columns each feature reads, keyed by (section, feature) as written in the spec."""
+        read: dict[tuple[str, str], set[str]] = {}
         for column in self.numeric_scaling():
-            read[column] = {column} if column not in self.derived else set()
+            read["numeric", column] = {column} if column not in self.derived else set()
         for name, text in self.derived.items():
             try:
-                read[name] = expressions.columns(text)
+                read["derived", name] = expressions.columns(text)
             except expressions.ExpressionError:
-                read[name] = set()
-        for column in [*self.date_parts, *self.categorical]:
-            read[column] = {column}
+                read["derived", name] = set()
+        for section in ("date_parts", "categorical"):
+            for column in getattr(self, section):
+                read[section, column] = {column}
         return read
 
 
@@ -72,12 +73,13 @@ def _check(params: FeatureParams, _root: Path) -> list[tuple[tuple[str | int, ..
         except expressions.ExpressionError as exc:
             problems.append((("derived", name), str(exc)))
     forbidden = set(params.forbidden)
-    for feature, columns in params.columns_read().items():
+    for (section, feature), columns in params.columns_read().items():
         if leaked := sorted(columns & forbidden):
-            problems.append(((feature,), f"feature {feature!r} reads forbidden column(s) "
-                             f"{leaked}: they leak the answer"))
-    if params.label and params.label in params.columns_read():
-        problems.append((("label",), f"the label {params.label!r} is also a feature"))
+            problems.append(((section, feature), f"feature {feature!r} reads forbidden "
+                             f"column(s) {leaked}: they leak the answer"))
+        if params.label and params.label in columns:
+            problems.append(((section, feature), f"feature {feature!r} reads the label "
+                             f"{params.label!r}"))
     return problems
 
 

@@ -79,7 +79,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpe
     project_root = find_project_root(path)
     params_name = doc.data.get("params_file", "params.yaml")
     params_path = project_root / str(params_name)
-    params = load_params(params_path, _display_path(params_path), overrides)
+    params = load_params(params_path, _display_path(params_path), overrides, str(params_name))
     resolved, used = resolve(doc, params)
     try:
         spec = PipelineSpec.model_validate(resolved)

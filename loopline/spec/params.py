@@ -21,7 +21,7 @@ class Params:
     """The values of params.yaml after overrides, flattened to dotted keys for lookups."""
 
     values: dict[str, Any]
-    file: str
+    file: str  # as named in the spec (params.yaml), for messages
     flat: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,7 +41,8 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-def load_params(path: Path, display: str, overrides: list[str] | None = None) -> Params:
+def load_params(path: Path, display: str, overrides: list[str] | None = None,
+                name: str = "params.yaml") -> Params:
     """Read params.yaml (absent means empty) and apply `section.key=value` overrides."""
     values: dict[str, Any] = {}
     if path.exists():
@@ -49,7 +50,7 @@ def load_params(path: Path, display: str, overrides: list[str] | None = None) ->
         if doc.data is not None and not isinstance(doc.data, dict):
             raise SpecError([doc.problem((), "params file must be a mapping")])
         values = doc.data or {}
-    params = Params(values, display)
+    params = Params(values, name)
     problems = [p for o in overrides or [] if (p := _apply_override(params, o))]
     if problems:
         raise SpecError(problems)
