@@ -4,6 +4,7 @@ so `loopline --help` and `loopline validate-spec` stay well under half a second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -50,7 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_SPEC
     from loopline.backends.local import LocalRunner
 
-    summary = LocalRunner().run(loaded, force=args.force, only=args.only or None)
+    # Libraries print to stdout (MLflow's "View run at ..."); keep stdout for the JSON alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = LocalRunner().run(loaded, force=args.force, only=args.only or None)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -92,10 +95,13 @@ def cmd_step(args: argparse.Namespace) -> int:
     from loopline.runtime.executor import execute_step
 
     run = Run.from_env(loaded, args.orchestrator)
-    try:
-        outcome = execute_step(run, args.step, force=args.force)
-    finally:
-        run.tracker.finish("succeeded")
+    status = "failed"
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            outcome = execute_step(run, args.step, force=args.force)
+            status = outcome.status
+        finally:
+            run.tracker.finish(status)
     if args.json:
         print(json.dumps({"run_id": run.run_id, "step": args.step, **outcome.to_json()},
                          indent=2, default=str))

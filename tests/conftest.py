@@ -76,6 +76,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 
 def run_json(spec: Path, *extra: str) -> dict[str, Any]:
     code, out, err = run_cli("run", str(spec), "--json", *extra)
+    assert out.strip(), f"no JSON summary (exit {code}):\n{err}"
     summary = json.loads(out)
     assert code == (0 if summary["status"] == "succeeded" else 1), err
     return summary

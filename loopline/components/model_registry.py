@@ -94,11 +94,15 @@ class VersionRow:
 
 
 def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
+    # Search results leave aliases out; the registered model has the alias -> version map.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (mlflow_client.get_registered_model(name).aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
     rows = []
     for mv in mlflow_client.search_model_versions(f"name='{name}'"):
         tags = mv.tags or {}
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(mv.creation_timestamp) / 1000))
-        rows.append(VersionRow(str(mv.version), sorted(mv.aliases or []), created,
+        rows.append(VersionRow(str(mv.version), sorted(by_version.get(str(mv.version), [])), created,
                                tags.get("loopline.verdict", "?"),
                                tags.get("loopline.primary_metric", "")))
     return sorted(rows, key=lambda r: int(r.version), reverse=True)

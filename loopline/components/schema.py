@@ -25,4 +25,22 @@ def spec_json_schema() -> dict[str, Any]:
                           "params": params,
                           "inputs": {"propertyNames": {"enum": sorted(component.inputs)}}}}})
     step["allOf"] = rules
-    return schema
+    schema["$defs"]["ParamRef"] = {
+        "type": "string", "pattern": r"^\$\{[A-Za-z0-9_.-]+\}$",
+        "description": "A reference into params.yaml, resolved before validation."}
+    return _allow_param_refs(schema)
+
+
+def _allow_param_refs(node: Any) -> Any:
+    """Any property may be written as `${section.key}`; editors should not flag those."""
+    if isinstance(node, list):
+        return [_allow_param_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _allow_param_refs(value) for key, value in node.items()}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            name: {**{k: v for k, v in prop.items() if k in ("title", "description")},
+                   "anyOf": [prop, {"$ref": "#/$defs/ParamRef"}]}
+            for name, prop in out["properties"].items()}
+    return out

@@ -100,7 +100,7 @@ class Tracker:
         if self._parent is not None:
             import mlflow
 
-            mlflow.end_run(status="FINISHED" if status == "succeeded" else "FAILED")
+            mlflow.end_run(status="FAILED" if status == "failed" else "FINISHED")
             self._parent = None
         if self._wandb is not None:
             self._wandb.finish()

@@ -28,9 +28,11 @@ class GpuSpec(_Frozen):
 class Resources(_Frozen):
     """What a step needs from the machine; backends translate it (pools, pod requests)."""
 
-    cpu: str | None = Field(None, description='CPU request as a Kubernetes quantity: "2", "500m".')
+    # Numbers are accepted and kept as quantity strings ("2"), as Kubernetes writes them.
+    cpu: str | int | float | None = Field(
+        None, description='CPU request as a Kubernetes quantity: 2, "0.5", "500m".')
     memory: str | None = Field(None, description='Memory request: "4Gi", "512Mi".')
-    gpu: GpuSpec | None = Field(None, description="An integer count or a GPU mapping.")
+    gpu: GpuSpec | int | None = Field(None, description="A GPU count, or count/type/require.")
 
     @field_validator("cpu", mode="before")
     @classmethod
