@@ -154,6 +154,12 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
 def cmd_components(args: argparse.Namespace) -> int:
     from loopline.components import registry
 
+    if args.markdown:
+        from loopline.components.reference import components_markdown
+
+        sys.stdout.write(components_markdown())
+        return EXIT_OK
+
     for name in registry.names():
         component = registry.get(name)
         print(f"{name:24} {component.description}")
@@ -222,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--sample", type=int, default=100_000, help="rows sampled")
     suggest.set_defaults(fn=cmd_suggest_suite)
     components = sub.add_parser("components", help="list registered components")
+    components.add_argument("--markdown", action="store_true", help="the reference, as Markdown")
     components.set_defaults(fn=cmd_components)
     init = sub.add_parser("init", help="create a project skeleton that runs as it is")
     init.add_argument("dir")

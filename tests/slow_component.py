@@ -36,3 +36,28 @@ COMPONENT = Component(
     inputs={"upstream": Input(optional=True)},
     outputs={"data": Output("data.csv", "dataset")},
 )
+
+
+class FlakyParams(ComponentParams):
+    fail_times: int = 1
+    verdict: bool = False  # raise StepFailed (never retried) instead of a crash
+
+
+def run_flaky(ctx: StepContext, params: FlakyParams) -> StepResult:
+    from loopline.components.contract import StepFailed
+
+    counter = ctx.project_root / "attempts"
+    attempts = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(attempts))
+    if params.verdict:
+        raise StepFailed("the data says no")
+    if attempts <= params.fail_times:
+        raise ConnectionError(f"flaky on attempt {attempts}")
+    ctx.output_path("data").write_text(f"attempt {attempts}\n")
+    return StepResult(metrics={"attempts": attempts})
+
+
+FLAKY = Component(
+    name="tests.flaky", version="1", description="fails N times", params=FlakyParams,
+    run=run_flaky, outputs={"data": Output("data.csv", "dataset")},
+)

@@ -83,3 +83,10 @@ def test_suggest_suite_reads_data_and_names_a_missing_source(tmp_path: Path) -> 
     assert origin["kwargs"]["value_set"] == ["EWR", "JFK", "LGA"]
     missing = subprocess_cli("suggest-suite", "nope.csv")
     assert missing.returncode == 1 and "data source 'nope.csv': not found" in missing.stderr
+
+
+def test_components_reference_is_fresh() -> None:
+    from loopline.components.reference import components_markdown
+
+    assert (REPO / "docs" / "components.md").read_text() == components_markdown(), \
+        "docs/components.md is stale: run `loopline components --markdown > docs/components.md`"

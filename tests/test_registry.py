@@ -51,7 +51,7 @@ def test_list_promote_rollback_with_history(small_project: Path) -> None:
     history = listing["history"]
     assert history[-1]["alias"] == "champion" and history[-1]["version"] == "1"
     assert history[-1]["reason"].startswith("rollback from version 2")
-    assert [e["version"] for e in history if e["alias"] == "champion" and e["version"]][0] == "1"
+    assert next(e["version"] for e in history if e["alias"] == "champion" and e["version"]) == "1"
 
     code, out, _ = _models(small_project, "list", MODEL)
     assert code == 0

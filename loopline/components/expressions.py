@@ -46,6 +46,17 @@ def parse(text: str) -> ast.expr:
     return tree
 
 
+def problems(texts: dict[tuple[str | int, ...], str]) -> list[tuple[tuple[str | int, ...], str]]:
+    """(loc, message) for every expression that does not parse, for spec validation."""
+    found = []
+    for loc, text in texts.items():
+        try:
+            parse(text)
+        except ExpressionError as exc:
+            found.append((loc, str(exc)))
+    return found
+
+
 def columns(text: str) -> set[str]:
     """Column names an expression reads (to catch leaks and missing columns early)."""
     tree = parse(text)

@@ -66,12 +66,7 @@ class FeatureParams(ComponentParams):
 
 
 def _check(params: FeatureParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name, text in params.derived.items():
-        try:
-            expressions.parse(text)
-        except expressions.ExpressionError as exc:
-            problems.append((("derived", name), str(exc)))
+    problems = expressions.problems({("derived", k): v for k, v in params.derived.items()})
     forbidden = set(params.forbidden)
     for (section, feature), columns in params.columns_read().items():
         if leaked := sorted(columns & forbidden):

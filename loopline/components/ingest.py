@@ -44,17 +44,10 @@ class IngestParams(ComponentParams):
 
 
 def _check(params: IngestParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    for name, text in params.derive.items():
-        try:
-            expressions.parse(text)
-        except expressions.ExpressionError as exc:
-            problems.append((("derive", name), str(exc)))
+    texts: dict[tuple[str | int, ...], str] = {("derive", k): v for k, v in params.derive.items()}
     if params.filter:
-        try:
-            expressions.parse(params.filter)
-        except expressions.ExpressionError as exc:
-            problems.append((("filter",), str(exc)))
+        texts["filter",] = params.filter
+    problems = expressions.problems(texts)
     if params.split and params.split.by == "time" and not params.time_column:
         problems.append((("split",), "split by time needs time_column"))
     return problems

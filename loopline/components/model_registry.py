@@ -102,7 +102,8 @@ def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
     for mv in mlflow_client.search_model_versions(f"name='{name}'"):
         tags = mv.tags or {}
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(mv.creation_timestamp) / 1000))
-        rows.append(VersionRow(str(mv.version), sorted(by_version.get(str(mv.version), [])), created,
+        aliases = sorted(by_version.get(str(mv.version), []))
+        rows.append(VersionRow(str(mv.version), aliases, created,
                                tags.get("loopline.verdict", "?"),
                                tags.get("loopline.primary_metric", "")))
     return sorted(rows, key=lambda r: int(r.version), reverse=True)

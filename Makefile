@@ -1,0 +1,50 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export GX_ANALYTICS_ENABLED := False
+export WANDB_MODE ?= offline
+
+.PHONY: install demo test test-fast lint bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: set up, then run the example end to end (SQLite MLflow, local artifacts)
+demo: install
+	$(BIN)/loopline validate-spec pipelines/flights.yaml
+	$(BIN)/loopline run pipelines/flights.yaml
+	$(BIN)/loopline models list flights-late-arrival
+	@echo "Artifacts: artifacts/flights/  (plots: artifacts/flights/evaluate/plots/evaluation.png)"
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+## test: set up, then the whole suite (real MLflow, GE, DVC; PostgreSQL when present)
+test: install lint
+	$(BIN)/python -m pytest -n 2 --durations=15 -q
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+## bench: figures for docs/benchmarks.md (medians, ratios measured in the same run)
+bench: install
+	$(BIN)/python bench/run.py
+
+## lock: refresh constraints.txt from the current environment
+lock: install
+	( echo "# A resolving set of the whole stack (Python 3.11), frozen from a working install."; \
+	  echo "# Regenerate: make lock.  torch is the CPU build; pinning it keeps pip off CUDA wheels."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^loopline' | sed 's/^torch==\(.*\)+cpu/torch==\1/' \
+	) > constraints.txt
+
+clean:
+	rm -rf artifacts mlflow.db .loopline wandb

@@ -1,0 +1,1 @@
+"""Built-in components and their contracts; heavy libraries are imported inside `run`."""

@@ -1,0 +1,1 @@
+"""Running steps: artifacts, caching, tracking, lineage. Knows specs and components."""
