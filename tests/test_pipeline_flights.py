@@ -26,6 +26,7 @@ def test_flights_pipeline_trains_gates_promotes_and_caches(flights_project: Path
     first = run_json(spec)
     assert first["status"] == "succeeded"
     assert {s["status"] for s in first["steps"].values()} == {"succeeded"}
+    assert first["gate"]["passed"], [c for c in first["gate"]["checks"] if not c["passed"]]
     assert first["model"] == {"name": "flights-late-arrival", "version": "1",
                               "aliases": ["challenger", "champion"]}
     gate = first["gate"]
@@ -104,3 +105,16 @@ def test_bad_data_stops_before_training(flights_project: Path) -> None:
     assert summary["model"] is None
     client, _ = _client(flights_project)
     assert client.search_registered_models() == []
+
+
+@pytest.mark.slow
+def test_data_docs_when_asked(small_project: Path) -> None:
+    spec = small_project / "pipelines" / "train.yaml"
+    spec.write_text(spec.read_text().replace(
+        "    params:\n      suite:", "    params:\n      data_docs: true\n      suite:"))
+    summary = run_json(spec, "--only", "ingest", "--only", "validate")
+    assert summary["steps"]["validate"]["status"] == "succeeded"
+    site = Path(summary["steps"]["validate"]["outputs"]["data_docs"])
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 2  # index + a page per validation run
+    assert "Great Expectations" in (site / "index.html").read_text()

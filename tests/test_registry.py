@@ -135,3 +135,37 @@ def test_pipeline_against_mlflow_server_on_postgres(small_project: Path, mlflow_
                                              "and tags.`loopline.level` = 'step'")
     assert {r.data.tags["loopline.step"] for r in steps} == set(first["steps"])
     assert os.environ["MLFLOW_TRACKING_URI"] == mlflow_server
+
+
+@pytest.mark.slow
+def test_a_broken_registered_copy_never_gets_an_alias(small_project: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Corrupt the uploaded model file on disk between upload and load-back (a real broken
+    artifact, not a mocked error): promotion must stop before any alias moves."""
+    import mlflow.sklearn
+
+    spec = small_project / "pipelines" / "train.yaml"
+    assert run_json(spec)["model"]["version"] == "1"
+    real_load = mlflow.sklearn.load_model
+
+    def corrupt_then_load(model_uri: str, *args: object, **kwargs: object) -> object:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri))
+        for pickled in local.rglob("model.pkl"):
+            pickled.write_bytes(b"not a pickle")
+        stored = list(small_project.rglob("model.pkl"))
+        for path in stored:
+            if "mlruns" in str(path) or "mlartifacts" in str(path):
+                path.write_bytes(b"not a pickle")
+        return real_load(model_uri, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.sklearn, "load_model", corrupt_then_load)
+    summary = run_json(spec, "--set", "train.seed=8")
+    assert summary["steps"]["promote"]["status"] == "failed"
+    assert "could not be loaded back" in summary["steps"]["promote"]["error"]
+    assert "aliases left unchanged" in summary["steps"]["promote"]["error"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{small_project / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "1"
+    assert not client.get_model_version(MODEL, "2").aliases

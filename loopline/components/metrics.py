@@ -52,7 +52,19 @@ def quality(task: str, y_true: np.ndarray, scores: np.ndarray, classes: list[Any
 
 def latency(models: dict[str, Any], frame: pd.DataFrame, task: str, single_rows: int = 200,
             batch_rows: int = 1000, batch_repeats: int = 10) -> dict[str, dict[str, float]]:
-    """p95 single-row and batch latency (ms), models measured interleaved so noise hits both."""
+    """p95 single-row and batch latency (ms), models measured interleaved so noise hits both.
+
+    One thread each, as a serving process would: OpenMP fan-out on a busy machine turns
+    microseconds into hundreds of milliseconds and makes the comparison meaningless.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _latency(models, frame, task, single_rows, batch_rows, batch_repeats)
+
+
+def _latency(models: dict[str, Any], frame: pd.DataFrame, task: str, single_rows: int,
+             batch_rows: int, batch_repeats: int) -> dict[str, dict[str, float]]:
     rows = [frame.iloc[[i]] for i in range(min(single_rows, len(frame)))]
     batch = frame.iloc[:batch_rows]
     single: dict[str, list[float]] = {name: [] for name in models}

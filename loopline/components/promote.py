@@ -102,7 +102,11 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     sample_path = ctx.input_path("sample")
     if sample_path is not None:
         sample = pd.read_parquet(sample_path).head(params.smoke_rows)
-        loaded = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        try:
+            loaded = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        except Exception as exc:  # any load failure means a broken version
+            raise StepFailed(f"{name} v{version} could not be loaded back ({exc}); "
+                             "aliases left unchanged") from exc
         method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         if not np.allclose(getattr(loaded, method)(sample), getattr(model, method)(sample)):
             raise StepFailed(f"{name} v{version} does not reproduce the trained model's "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,8 +143,17 @@ def run(ctx: StepContext, params: ValidateParams) -> StepResult:
     frames = {"train": pd.read_parquet(ctx.input_path("train"))}
     if (eval_path := ctx.input_path("eval")) is not None:
         frames["eval"] = pd.read_parquet(eval_path)
-    docs_dir = ctx.output_path("report").parent / "gx" if params.data_docs else None
-    summary = validate_frames(frames, expectations, docs_dir)
+    docs = ctx.output_path("data_docs")
+    with tempfile.TemporaryDirectory() as scratch:
+        summary = validate_frames(frames, expectations, Path(scratch) if params.data_docs else None)
+        site = Path(scratch) / "gx" / "uncommitted" / "data_docs" / "local_site"
+        if params.data_docs and site.is_dir():
+            shutil.copytree(site, docs)
+        else:
+            docs.mkdir()
+            (docs / "index.html").write_text(
+                "<!doctype html><p>Great Expectations Data Docs were not requested: set "
+                "<code>data_docs: true</code> on this step. See validation.html.")
     summary["expectations"] = len(expectations)
     ctx.output_path("result").write_text(json.dumps(summary, indent=2, default=str))
     ctx.output_path("report").write_text(_html(summary))
@@ -183,7 +194,8 @@ COMPONENT = Component(
     inputs={"train": Input("Training rows."), "eval": Input("Eval rows.", optional=True)},
     outputs={
         "result": Output("validation.json", "json", "Per split statistics and every failure."),
-        "report": Output("validation.html", "report", "Human-readable summary."),
+        "report": Output("validation.html", "report", "Self-contained summary."),
+        "data_docs": Output("data_docs", "report", "GE Data Docs site (when data_docs: true)."),
     },
     check=_check,
     sources=_sources,

@@ -45,7 +45,7 @@ class Run:
         self.tracker = Tracker(spec, self.tracking_uri, self.run_id,
                                {"loopline.spec_hash": self.loaded.spec_hash,
                                 "loopline.pipeline": spec.name,
-                                "loopline.orchestrator": self.orchestrator})
+                                "loopline.orchestrator": self.orchestrator}, root)
         self.sources = StatCache(root / ".loopline" / "source-hashes.json")
 
     @classmethod

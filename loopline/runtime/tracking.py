@@ -28,8 +28,9 @@ def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
 
 class Tracker:
     def __init__(self, spec: PipelineSpec, tracking_uri: str, run_id: str,
-                 tags: Mapping[str, str]) -> None:
+                 tags: Mapping[str, str], project_root: Path) -> None:
         self.spec = spec
+        self.project_root = project_root
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.tags = dict(tags)
@@ -44,7 +45,7 @@ class Tracker:
                 logging.getLogger(name).setLevel(logging.WARNING)
             os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
             mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_experiment(self.spec.tracking.mlflow.experiment or self.spec.name)
+            self._experiment(mlflow)
             existing = mlflow.search_runs(
                 filter_string=f"tags.`loopline.run_id` = '{self.run_id}' and "
                               "tags.`loopline.level` = 'pipeline'", max_results=1,
@@ -57,6 +58,17 @@ class Tracker:
                     tags={"loopline.run_id": self.run_id, "loopline.level": "pipeline",
                           **self.tags})
         return mlflow
+
+    def _experiment(self, mlflow: Any) -> None:
+        """With a local store, artifacts go to <project>/mlruns — not the process's cwd."""
+        name = self.spec.tracking.mlflow.experiment or self.spec.name
+        if mlflow.get_experiment_by_name(name) is None and \
+                self.tracking_uri.startswith(("sqlite:", "file:", "/")):
+            # Another step process may create it at the same moment; that is fine.
+            with contextlib.suppress(mlflow.exceptions.MlflowException):
+                mlflow.create_experiment(name, artifact_location=(
+                    self.project_root / "mlruns").as_uri())
+        mlflow.set_experiment(name)
 
     @property
     def mlflow_run_id(self) -> str | None:
