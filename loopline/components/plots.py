@@ -56,7 +56,9 @@ def classification_plots(folder: Path, actual: np.ndarray, scores: np.ndarray,
         ax.legend(loc="best")
     image = axes[2].imshow(matrix, cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
-        axes[2].text(col, row, f"{count:,}", ha="center", va="center")
+        dark = count > matrix.max() / 2
+        axes[2].text(col, row, f"{count:,}", ha="center", va="center",
+                     color="white" if dark else "black")
     axes[2].set(title=f"Confusion (threshold {threshold})", xlabel="predicted", ylabel="actual",
                 xticks=[0, 1], yticks=[0, 1])
     fig.colorbar(image, ax=axes[2])
