@@ -179,6 +179,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from loopline.features_cli import features_command
+
+    return features_command(args)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from loopline.models_cli import models_command
 
@@ -233,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create a project skeleton that runs as it is")
     init.add_argument("dir")
     init.set_defaults(fn=cmd_init)
+
+    features = sub.add_parser("features", help="online feature lookups (Feast)")
+    features.add_argument("action", choices=["get"])
+    features.add_argument("entity", nargs="+", metavar="ENTITY=VALUE")
+    features.add_argument("--repo", default="feature_repo")
+    features.add_argument("--service", help="a FeatureService (default: every matching view)")
+    features.set_defaults(fn=cmd_features)
 
     models = sub.add_parser("models", help="registry aliases and their history")
     models.add_argument("action", choices=["list", "promote", "rollback"])

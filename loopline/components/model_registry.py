@@ -117,4 +117,6 @@ def load_model(tracking_uri: str, uri: str) -> Any:
     flavors = mlflow.models.get_model_info(uri).flavors
     if "sklearn" in flavors:
         return mlflow.sklearn.load_model(uri)
+    if "pytorch" in flavors:
+        return mlflow.pytorch.load_model(uri)
     return mlflow.pyfunc.load_model(uri)

@@ -42,6 +42,28 @@ def _pip_requirements() -> list[str]:
     return requirements
 
 
+def _log_model(model: Any, info: dict[str, Any], name: str, tags: dict[str, str]) -> Any:
+    """Log with the model's native flavour, so loading gives the real object back."""
+    import mlflow
+
+    if info.get("flavor") == "pytorch":
+        # pickle, not the default pt2 export: pt2 loads back as a GraphModule without our
+        # predict_proba and bundled transform.
+        return mlflow.pytorch.log_model(
+            model, name="model", serialization_format="pickle",
+            pip_requirements=[*_pip_requirements(), _requirement("torch")],
+            registered_model_name=name, tags=tags)
+    return mlflow.sklearn.log_model(
+        model, name="model", serialization_format="cloudpickle",
+        pip_requirements=_pip_requirements(), registered_model_name=name, tags=tags)
+
+
+def _requirement(package: str) -> str:
+    from importlib.metadata import version
+
+    return f"{package}=={version(package).split('+')[0]}"
+
+
 def _lineage_tags(ctx: StepContext, verdict: dict[str, Any], validation: dict[str, Any] | None,
                   info: dict[str, Any]) -> dict[str, str]:
     tags = {f"loopline.{k}": str(v) for k, v in ctx.lineage().items()}
@@ -82,14 +104,12 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     started_here = mlflow.active_run() is None
     if started_here:
         mlflow.start_run(run_name=f"{ctx.pipeline}.{ctx.step}")
-    # cloudpickle on purpose: the bundle holds Loopline's own transform class, which skops
+    # (cloud)pickle on purpose: the bundle holds Loopline's own transform class, which skops
     # would refuse to load without a trusted-types list; MLflow's warning about it is noise.
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    for flavour in ("mlflow.sklearn", "mlflow.pytorch"):
+        logging.getLogger(flavour).setLevel(logging.ERROR)
     try:
-        logged = mlflow.sklearn.log_model(
-            model, name="model", serialization_format="cloudpickle",
-            pip_requirements=_pip_requirements(), registered_model_name=name,
-            tags=_lineage_tags(ctx, verdict, validation, info))
+        logged = _log_model(model, info, name, _lineage_tags(ctx, verdict, validation, info))
     finally:
         if started_here:
             mlflow.end_run()
@@ -103,7 +123,7 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     if sample_path is not None:
         sample = pd.read_parquet(sample_path).head(params.smoke_rows)
         try:
-            loaded = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+            loaded = reg.load_model(ctx.tracking_uri, f"models:/{name}/{version}")
         except Exception as exc:  # any load failure means a broken version
             raise StepFailed(f"{name} v{version} could not be loaded back ({exc}); "
                              "aliases left unchanged") from exc

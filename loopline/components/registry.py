@@ -26,7 +26,10 @@ BUILTINS: dict[str, str] = {
     "ingest.table": "loopline.components.ingest:COMPONENT",
     "validate.expectations": "loopline.components.validate:COMPONENT",
     "features.transform": "loopline.components.features:COMPONENT",
+    "features.feast": "loopline.components.features_feast:COMPONENT",
+    "features.materialize": "loopline.components.features_materialize:COMPONENT",
     "train.sklearn": "loopline.components.train_sklearn:COMPONENT",
+    "train.torch": "loopline.components.train_torch:COMPONENT",
     "evaluate.gate": "loopline.components.evaluate:COMPONENT",
     "registry.promote": "loopline.components.promote:COMPONENT",
 }
