@@ -10,7 +10,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.types import Float32
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sources import CARRIER_DAILY, WEATHER, WEATHER_COLUMNS, ensure_sources  # noqa: E402
+from sources import CARRIER_DAILY, WEATHER, WEATHER_COLUMNS, ensure_sources
 
 ensure_sources()
 
