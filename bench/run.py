@@ -38,6 +38,8 @@ def example_copy(tmp: Path) -> Path:
     project.mkdir()
     for item in ("pipelines", "expectations"):
         shutil.copytree(REPO / item, project / item)
+    shutil.copytree(REPO / "feature_repo", project / "feature_repo",
+                    ignore=shutil.ignore_patterns("registry.db", "online.db"))
     shutil.copy(REPO / "params.yaml", project / "params.yaml")
     return project
 
@@ -98,14 +100,57 @@ with mlflow.start_run():
     print(f"speed-up:                  {ratio:.0f}x")
 
 
+def bench_weather_ablation(tmp: Path) -> None:
+    """ROC AUC on held-out June with and without the Feast features (same seed and data)."""
+    import json
+
+    spec_text = (REPO / "pipelines" / "flights.yaml").read_text()
+    weather = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure",
+               "visib"]
+    carrier = ["carrier_late_rate_7d", "carrier_flights_7d"]
+    variants = {"no feature-store features": weather + carrier,
+                "+ carrier 7-day late rate": weather,
+                "+ hourly weather (the example)": carrier,
+                "+ carrier rate + hourly weather": []}
+    print("\n## Feature store ablation: the example on full data, ROC AUC on held-out June")
+    for name, dropped in variants.items():
+        project = tmp / f"ablation-{'-'.join(dropped[:1]) or 'all'}"
+        if not project.exists():
+            project.mkdir()
+            for item in ("pipelines", "expectations"):
+                shutil.copytree(REPO / item, project / item)
+            shutil.copytree(REPO / "feature_repo", project / "feature_repo",
+                            ignore=shutil.ignore_patterns("registry.db", "online.db"))
+            shutil.copy(REPO / "params.yaml", project / "params.yaml")
+        text = "\n".join(line for line in spec_text.splitlines()
+                         if line.strip().split(":")[0] not in dropped)
+        (project / "pipelines" / "flights.yaml").write_text(text + "\n")
+        result = subprocess.run([str(BIN / "loopline"), "run", "pipelines/flights.yaml",
+                                 "--json"], cwd=project, env=ENV, capture_output=True,
+                                text=True, check=True)
+        metrics = json.loads(result.stdout)["steps"]["evaluate"]["metrics"]
+        print(f"{name:48} roc_auc {metrics['roc_auc']:.4f}  pr_auc {metrics['pr_auc']:.4f}")
+
+
 def main() -> None:
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     print(f"# Loopline benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
-        bench_cli(project)
-        bench_overhead(project, repeats)
-        bench_log_model(Path(tmp), repeats)
+        only = os.environ.get("BENCH_ONLY", "core,feast,torch").split(",")
+        if "core" in only:
+            bench_cli(project)
+            bench_overhead(project, repeats)
+            bench_log_model(Path(tmp), repeats)
+        if "feast" in only:
+            bench_weather_ablation(Path(tmp))
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "feast_online.py")], env=ENV,
+                           check=True, stderr=subprocess.DEVNULL)
+        if "torch" in only:
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "torch_throughput.py")],
+                           env=ENV, check=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,3 @@
-import sys
+from loopline.cli import entry_point
 
-from loopline.cli import main
-
-sys.exit(main())
+entry_point()

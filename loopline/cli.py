@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -271,5 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.fn(args))
 
 
+def entry_point() -> None:
+    """Console script. duckdb (under Feast) prints a wall of benign nanobind "leaked ..."
+    warnings during interpreter teardown; once our work is done and flushed, skip teardown."""
+    code = main()
+    if "duckdb" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

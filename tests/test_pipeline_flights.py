@@ -38,7 +38,7 @@ def test_flights_pipeline_trains_gates_promotes_and_caches(flights_project: Path
     artifacts = flights_project / "artifacts" / "flights"
     # Earlier period trains, later period evaluates.
     train = pd.read_parquet(artifacts / "ingest" / "train.parquet")
-    held_out = pd.read_parquet(artifacts / "ingest" / "eval.parquet")
+    held_out = pd.read_parquet(artifacts / "feast" / "eval.parquet")  # + weather, as served
     assert train["time_hour"].max() < held_out["time_hour"].min()
     features = json.loads((artifacts / "features" / "features.json").read_text())
     assert not LEAKY & set(features["inputs"]), features["inputs"]
@@ -73,8 +73,9 @@ def test_flights_pipeline_trains_gates_promotes_and_caches(flights_project: Path
     # A much weaker challenger: registered, but the champion stays where it was.
     third = run_json(spec, "--set", "train.max_iter=1", "--set", "train.max_leaf_nodes=2")
     statuses = {name: s["status"] for name, s in third["steps"].items()}
-    assert statuses == {"ingest": "cached", "validate": "cached", "features": "cached",
-                        "train": "succeeded", "evaluate": "succeeded", "promote": "succeeded"}
+    assert statuses == {"ingest": "cached", "validate": "cached", "feast": "cached",
+                        "features": "cached", "train": "succeeded", "evaluate": "succeeded",
+                        "promote": "succeeded", "materialize": "succeeded"}
     assert third["gate"]["passed"] is False
     drop = next(c for c in third["gate"]["checks"]
                 if c["metric"] == "roc_auc" and c["check"] == "max_drop_vs_champion")

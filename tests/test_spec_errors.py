@@ -53,7 +53,7 @@ CASES = [
      "steps.train.resources.gpu", r"GPU count cannot be negative"),
     ("sched_dep_hour: sched_dep_time // 100", "sched_dep_hour: __import__('os').getcwd()",
      "__import__", "steps.features.params.derived.sched_dep_hour", r"is not allowed"),
-    ("numeric: {distance: standard}", "numeric: {distance: standard, dep_delay: standard}",
+    ("        distance: standard\n", "        distance: standard\n        dep_delay: standard\n",
      "dep_delay: standard", "steps.features.params.numeric.dep_delay", r"leak the answer"),
 ]
 
@@ -123,4 +123,4 @@ def test_valid_spec_exits_zero(tmp_path: Path) -> None:
     project = copy_example(tmp_path / "p")
     result = subprocess_cli("validate-spec", str(project / "pipelines" / "flights.yaml"))
     assert result.returncode == 0, result.stderr
-    assert "valid (6 steps)" in result.stdout
+    assert "valid (8 steps)" in result.stdout

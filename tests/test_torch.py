@@ -1,0 +1,114 @@
+"""The PyTorch trainer: light imports, determinism, GPU requirements, a real round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from loopline.components.torch_trainer import GpuUnavailable, TrainConfig, fit
+from tests.conftest import REPO, copy_example, run_json
+
+
+def test_trainer_core_imports_only_torch_and_numpy() -> None:
+    probe = ("import sys, loopline.components.torch_trainer\n"
+             "heavy = {'pandas', 'mlflow', 'feast', 'airflow', 'sklearn', 'great_expectations',"
+             " 'kfp', 'evidently', 'pyarrow'}\n"
+             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=REPO, timeout=120).stdout.strip()
+    assert out == "[]"
+
+
+def _data(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(scale=0.3, size=n) > 0.5).astype("int64")
+    return x, y
+
+
+def test_seeded_training_is_deterministic_on_cpu() -> None:
+    x, y = _data()
+    config = TrainConfig(max_epochs=3, batch_size=256, device="cpu")
+    first = fit(x, y, x[:500], y[:500], config, log=lambda _: None)
+    second = fit(x, y, x[:500], y[:500], config, log=lambda _: None)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    assert first.history == [
+        {**h, "samples_per_s": first.history[i]["samples_per_s"]}
+        for i, h in enumerate(second.history)]
+
+
+def test_learns_and_stops_early() -> None:
+    x, y = _data(6000)
+    xe, ye = _data(2000, seed=1)
+    result = fit(x, y, xe, ye, TrainConfig(max_epochs=40, patience=2, batch_size=256,
+                                           device="cpu"), log=lambda _: None)
+    with torch.no_grad():
+        scores = torch.sigmoid(result.model(torch.from_numpy(xe)).squeeze(-1)).numpy()
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(ye, scores) > 0.85
+    assert result.best_epoch < len(result.history) <= 40  # it stopped on the eval loss
+    assert result.samples_per_s > 0
+
+
+def test_regression_fits_a_line() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 2)).astype("float32")
+    y = (3 * x[:, 0] - x[:, 1] + 1).astype("float32")
+    result = fit(x, y, x[:500], y[:500], TrainConfig(task="regression", max_epochs=60,
+                                                     batch_size=128, dropout=0.0,
+                                                     device="cpu"), log=lambda _: None)
+    assert result.best_eval_loss < 0.05
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_required_gpu_fails_fast_without_one() -> None:
+    x, y = _data(100)
+    with pytest.raises(GpuUnavailable, match="requires a GPU"):
+        fit(x, y, None, None, TrainConfig(require_gpu=True), log=lambda _: None)
+    with pytest.raises(GpuUnavailable, match="device: cuda"):
+        fit(x, y, None, None, TrainConfig(device="cuda"), log=lambda _: None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+def test_pipeline_stops_before_training_when_a_required_gpu_is_missing(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01")
+    spec = project / "pipelines" / "flights_torch.yaml"
+    spec.write_text(spec.read_text().replace("gpu: {count: 1, require: false}",
+                                             "gpu: {count: 1, require: true}"))
+    summary = run_json(spec)
+    train = summary["steps"]["train"]
+    assert train["status"] == "failed"
+    assert "requires a GPU (resources.gpu.require: true)" in train["error"]
+    assert train["duration_s"] < 5  # refused up front, not after an epoch on the CPU
+    assert summary["steps"]["promote"]["status"] == "skipped"
+
+
+@pytest.mark.slow
+def test_torch_pipeline_registers_a_module_that_scores_raw_rows(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01",
+                           gate__min_roc_auc=0.55, torch__max_epochs=4)
+    summary = run_json(project / "pipelines" / "flights_torch.yaml")
+    assert summary["status"] == "succeeded", summary
+    assert summary["steps"]["train"]["metrics"]["samples_per_s"] > 1000
+    auc = summary["steps"]["evaluate"]["metrics"]["roc_auc"]
+    import mlflow
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from loopline.components.torch_model import TabularModel
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    champion = mlflow.pytorch.load_model("models:/flights-late-arrival-mlp@champion")
+    assert isinstance(champion, TabularModel)  # the real module, not a GraphModule
+    rows = pd.read_parquet(project / "artifacts/flights_torch/feast/eval.parquet")
+    scores = champion.predict_proba(rows.drop(columns=["late"]))[:, 1]
+    assert roc_auc_score(rows["late"], scores) == pytest.approx(auc, abs=1e-9)
