@@ -149,3 +149,16 @@ def test_redis_online_store_is_one_config_change(repo: Path, tmp_path: Path) -> 
             features=store.get_feature_service("flights_training"), entity_rows=rows).to_dict()
     assert values["redis"] == values["sqlite"]
     assert all(v is not None for v in values["redis"]["temp"])
+
+
+def test_unknown_feature_view_is_a_spec_error(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p")
+    spec = project / "pipelines" / "flights.yaml"
+    spec.write_text(spec.read_text().replace(
+        "    inputs: {registered: promote.registered}\n    params:\n      repo: feature_repo\n",
+        "    inputs: {registered: promote.registered}\n    params:\n      repo: feature_repo\n"
+        "      views: [weather_hourly, wether_daily]\n"))
+    result = subprocess_cli("validate-spec", str(spec))
+    assert result.returncode == 2
+    assert "steps.materialize.params.views[1]: feature view 'wether_daily' is not defined " \
+           "in feature_repo" in result.stderr
