@@ -91,6 +91,15 @@ def subprocess_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | No
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def registry_client(project: Path) -> Any:
+    """A client on the project's own registry (explicit: MLflow's global registry URI is
+    whatever the last in-process run set)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def service_available(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
         return True

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service, run_cli, run_json
+from tests.conftest import registry_client, require_service, run_cli, run_json
 
 MODEL = "my-model"
 
@@ -124,7 +124,7 @@ def test_pipeline_against_mlflow_server_on_postgres(small_project: Path, mlflow_
     assert second["model"]["version"] == "2"  # a string over REST too
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     version = client.get_model_version(MODEL, "1")
     assert version.tags["loopline.verdict"] == "passed"
     runs = client.search_runs([client.get_experiment_by_name("train").experiment_id],
@@ -163,9 +163,7 @@ def test_a_broken_registered_copy_never_gets_an_alias(small_project: Path,
     assert summary["steps"]["promote"]["status"] == "failed"
     assert "could not be loaded back" in summary["steps"]["promote"]["error"]
     assert "aliases left unchanged" in summary["steps"]["promote"]["error"]
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{small_project / 'mlflow.db'}")
+    client = registry_client(small_project)
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "1"
     assert not client.get_model_version(MODEL, "2").aliases

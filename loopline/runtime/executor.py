@@ -114,8 +114,11 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
-                 force: bool = False) -> StepOutcome:
-    """Run (or reuse) one step and commit its outputs atomically; never raises for step errors."""
+                 force: bool = False, retries: int | None = None) -> StepOutcome:
+    """Run (or reuse) one step and commit its outputs atomically; never raises for step errors.
+
+    `retries` overrides the spec's: orchestrators that retry tasks themselves pass 0.
+    """
     loaded, store, hooks = run.loaded, run.store, run.hooks
     pipeline = loaded.spec.name
     started = time.perf_counter()
@@ -134,7 +137,7 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
         return StepOutcome("cached", round(time.perf_counter() - started, 3),
                            _output_uris(run, step, manifest), manifest.get("metrics", {}),
                            manifest.get("facts", {}), note=note)
-    attempts = run.loaded.spec.retries(step) + 1
+    attempts = (run.loaded.spec.retries(step) if retries is None else retries) + 1
     error = ""
     for attempt in range(1, attempts + 1):
         hooks.step_started(step, index, total, attempt)

@@ -66,6 +66,19 @@ class Resources(_Frozen):
         return value
 
 
+class Isolation(_Frozen):
+    """Where an orchestrator runs a step's code; `loopline run` always runs in-process."""
+
+    mode: str = Field("in_process", pattern="^(in_process|external_python|kubernetes)$",
+                      description="in_process | external_python | kubernetes.")
+    python: str | None = Field(
+        None, description="external_python: the interpreter holding the ML stack "
+                          "(default: $LOOPLINE_EXTERNAL_PYTHON).")
+    image: str | None = Field(
+        None, description="kubernetes: the step image (default: $LOOPLINE_STEP_IMAGE).")
+    namespace: str | None = Field(None, description="kubernetes: the namespace.")
+
+
 class StepSpec(_Frozen):
     """One step: a named component, where its inputs come from, and its parameters."""
 
@@ -81,6 +94,7 @@ class StepSpec(_Frozen):
     retry_delay_s: float | None = Field(None, ge=0)
     timeout_s: float | None = Field(None, gt=0)
     cache: bool = Field(True, description="Reuse outputs when nothing the step reads changed.")
+    isolation: Isolation | None = None
 
     @field_validator("inputs")
     @classmethod
@@ -98,6 +112,7 @@ class StepDefaults(_Frozen):
     retry_delay_s: float = Field(10.0, ge=0)
     timeout_s: float | None = Field(None, gt=0)
     resources: Resources = Field(default_factory=Resources)
+    isolation: Isolation = Field(default_factory=Isolation)
 
 
 class MlflowSpec(_Frozen):
@@ -165,3 +180,6 @@ class PipelineSpec(_Frozen):
 
     def resources(self, step: str) -> Resources:
         return self.steps[step].resources or self.defaults.resources
+
+    def isolation(self, step: str) -> Isolation:
+        return self.steps[step].isolation or self.defaults.isolation

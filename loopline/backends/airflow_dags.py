@@ -1,0 +1,179 @@
+"""Airflow backend: one DAG per spec, one task per step, each task calling `execute_step`.
+
+Parsing stays light (no pandas, no ML library): specs are validated with the same loader as
+`loopline validate-spec`, and tasks point at `loopline.backends.airflow_task`, imported only
+when a task runs. A broken spec never takes the other DAGs down: it becomes a placeholder DAG
+whose validation fails, which Airflow records as one import error naming the spec file, the
+line and the problem.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param
+
+from loopline.components import registry
+from loopline.components.validation import load_pipeline
+from loopline.spec import graph
+from loopline.spec.errors import SpecError
+from loopline.spec.load import LoadedSpec
+
+START = datetime(2024, 1, 1)
+DEFAULT_IMAGE = "loopline-step:latest"
+GPU_QUEUE = os.environ.get("LOOPLINE_AIRFLOW_GPU_QUEUE", "gpu")
+
+
+class InvalidSpecs(ValueError):
+    """Raised at DAG validation for specs that do not load; the text is the problems."""
+
+
+class _InvalidSpecDag(DAG):  # type: ignore[misc]
+    """Stands in for broken specs so Airflow reports them as an import error of this file."""
+
+    problems: str = ""
+
+    def validate(self) -> None:
+        raise InvalidSpecs(self.problems)
+
+
+def _param(value: Any) -> Param:
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+             dict: "object"}
+    kind = next((k for t, k in kinds.items() if type(value) is t), "string")
+    return Param(value, type=[kind, "null"] if value is None else kind,
+                 description="params.yaml (leave as is to use the file's value)")
+
+
+def _dag_params(loaded: LoadedSpec) -> dict[str, Param]:
+    """Every leaf of params.yaml, so a run's overrides are a form in the trigger UI."""
+    return {key: _param(value) for key, value in loaded.params.flat.items()
+            if not isinstance(value, dict)}
+
+
+def _step_assets(loaded: LoadedSpec, step: str) -> list[Asset]:
+    spec = loaded.spec
+    component = registry.get(spec.steps[step].component)
+    root = spec.artifacts.root
+    base = root if "://" in root else (loaded.project_root / root).resolve().as_uri()
+    assets = [Asset(name=f"{spec.name}.{step}.{name}",
+                    uri=f"{base}/{spec.name}/{step}/{output.filename}")
+              for name, output in component.outputs.items()]
+    if component.touches_registry and spec.registry:
+        assets.append(model_asset(spec.registry.model_name))
+    return assets
+
+
+def model_asset(model_name: str) -> Asset:
+    """The registered model: promote emits an event on it (extra: version, promoted)."""
+    return Asset(name=f"model.{model_name}", uri=f"loopline://models/{model_name}")
+
+
+def _operator(loaded: LoadedSpec, step: str, spec_path: str) -> Any:
+    spec = loaded.spec
+    resources = spec.resources(step)
+    isolation = spec.isolation(step)
+    timeout = spec.timeout_s(step)
+    gpu = resources.gpu.count if resources.gpu else 0
+    common: dict[str, Any] = {
+        "task_id": step,
+        "retries": spec.retries(step),
+        "retry_delay": timedelta(seconds=spec.retry_delay_s(step)),
+        "execution_timeout": timedelta(seconds=timeout) if timeout else None,
+        "outlets": _step_assets(loaded, step),
+        "doc_md": spec.steps[step].description or f"`{spec.steps[step].component}`",
+    }
+    if gpu:
+        common["queue"] = GPU_QUEUE  # Celery: only workers on GPU machines listen here
+    cpu = float(str(resources.cpu).removesuffix("m")) / (1000 if str(resources.cpu).endswith(
+        "m") else 1) if resources.cpu else 1.0
+    common["pool_slots"] = max(1, math.ceil(cpu))  # a 2-CPU step takes 2 slots of its pool
+    templated = {"spec_path": spec_path, "step": step, "run_id": "{{ run_id }}",
+                 "params_json": "{{ params | tojson }}"}
+    if isolation.mode == "kubernetes":
+        return _pod_operator(loaded, step, spec_path, isolation, resources, common)
+    if isolation.mode == "external_python":
+        from airflow.providers.standard.operators.python import ExternalPythonOperator
+
+        from loopline.backends.airflow_task import external_step
+
+        python = isolation.python or os.environ.get("LOOPLINE_EXTERNAL_PYTHON")
+        if not python:
+            raise SpecError([loaded.doc.problem(
+                ("steps", step, "isolation", "python"),
+                "external_python needs isolation.python or $LOOPLINE_EXTERNAL_PYTHON")])
+        return ExternalPythonOperator(python=python, python_callable=external_step,
+                                      op_kwargs=templated, expect_airflow=False, **common)
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    from loopline.backends.airflow_task import run_step
+
+    return PythonOperator(python_callable=run_step, op_kwargs=templated, **common)
+
+
+def _pod_operator(loaded: LoadedSpec, step: str, spec_path: str, isolation: Any,
+                  resources: Any, common: dict[str, Any]) -> Any:
+    """A pod per step with the spec's requests; GPUs as `nvidia.com/gpu` limits."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if resources.cpu:
+        requests["cpu"] = str(resources.cpu)
+    if resources.memory:
+        requests["memory"] = limits["memory"] = resources.memory
+    node_selector = None
+    if resources.gpu and resources.gpu.count:
+        limits["nvidia.com/gpu"] = str(resources.gpu.count)
+        if resources.gpu.type:
+            node_selector = {"nvidia.com/gpu.product": resources.gpu.type}
+    relative = os.path.relpath(spec_path, loaded.project_root)
+    common.pop("pool_slots", None)
+    return KubernetesPodOperator(
+        name=f"{loaded.spec.name}-{step}".replace("_", "-"),
+        image=isolation.image or os.environ.get("LOOPLINE_STEP_IMAGE", DEFAULT_IMAGE),
+        namespace=isolation.namespace,
+        cmds=["loopline", "step", relative, step, "--orchestrator", "airflow"],
+        env_vars={"LOOPLINE_RUN_ID": "airflow-{{ run_id }}",
+                  "LOOPLINE_PARAMS_JSON": "{{ params | tojson }}"},
+        container_resources=k8s.V1ResourceRequirements(requests=requests or None,
+                                                       limits=limits or None),
+        node_selector=node_selector, get_logs=True, on_finish_action="delete_pod", **common)
+
+
+def build_dag(loaded: LoadedSpec) -> DAG:
+    spec = loaded.spec
+    spec_path = str(loaded.path)
+    with DAG(dag_id=spec.name, schedule=spec.schedule, start_date=START, catchup=False,
+             max_active_runs=1,  # steps share artifact paths; one run of a pipeline at a time
+             params=_dag_params(loaded), tags=["loopline"],
+             doc_md=f"{spec.description}\n\nSpec: `{loaded.display}`") as dag:
+        tasks = {step: _operator(loaded, step, spec_path)
+                 for step in graph.topological_order(spec)}
+        for step, task in tasks.items():
+            for upstream in graph.upstream(spec, step):
+                tasks[upstream] >> task
+    return dag
+
+
+def build_dags(pipelines_dir: str | Path) -> dict[str, DAG]:
+    """One DAG per `*.yaml` spec; broken specs gathered into one failing placeholder."""
+    dags: dict[str, DAG] = {}
+    problems: list[str] = []
+    for path in sorted(Path(pipelines_dir).glob("*.y*ml")):
+        try:
+            loaded = load_pipeline(path)
+            dags[loaded.spec.name] = build_dag(loaded)
+        except SpecError as exc:
+            problems += [str(problem) for problem in exc.problems]
+    if problems:
+        placeholder = _InvalidSpecDag(dag_id="loopline_invalid_specs", schedule=None,
+                                      start_date=START)
+        placeholder.problems = "\n".join(problems)
+        dags[placeholder.dag_id] = placeholder
+    return dags

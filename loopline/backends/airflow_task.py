@@ -1,0 +1,49 @@
+"""What an Airflow task executes: the same `execute_step` as `loopline run`.
+
+Kept apart from the DAG builder so that parsing DAGs never imports this module's work, and
+small enough that `external_python` can call it in another interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def overrides_from_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
+    """DAG params (the UI trigger form) as `--set` overrides; only keys params.yaml has."""
+    return [f"{key}={json.dumps(value)}" for key, value in sorted(params.items())
+            if key in known and value != known[key]]
+
+
+def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}") -> dict[str, Any]:
+    """Run one step for an Airflow task; raise on failure so Airflow retries it."""
+    from loopline.components.validation import load_pipeline
+    from loopline.runtime.context import Run
+    from loopline.runtime.executor import execute_step
+    from loopline.runtime.hooks import ConsoleProgress
+
+    params = json.loads(params_json or "{}")
+    defaults = load_pipeline(spec_path).params.flat
+    loaded = load_pipeline(spec_path, overrides_from_params(params, defaults))
+    safe_run_id = "airflow-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    run = Run(loaded, safe_run_id, "airflow", orchestrator_run=run_id,
+              hooks=ConsoleProgress(sys.stdout))
+    status = "failed"
+    try:
+        outcome = execute_step(run, step, retries=0)  # Airflow owns retries
+        status = outcome.status
+    finally:
+        run.tracker.finish(status)
+    if outcome.status == "failed":
+        raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+    return {"status": outcome.status, "outputs": outcome.outputs, "metrics": outcome.metrics,
+            **outcome.facts}
+
+
+def external_step(spec_path: str, step: str, run_id: str, params_json: str) -> dict:  # type: ignore[type-arg]
+    """Shipped as source to `@task.external_python`: imports happen in that interpreter."""
+    from loopline.backends.airflow_task import run_step
+
+    return run_step(spec_path, step, run_id, params_json)

@@ -1,0 +1,265 @@
+"""Airflow 3 backend against real Airflow: DagBag parsing, dag.test(), and a real scheduler
+(LocalExecutor on PostgreSQL) triggered through the REST API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_support import BIN, airflow_env, free_port, migrate, python, wait_for_port
+from tests.conftest import copy_example, registry_client, require_service, run_json
+
+pytestmark = pytest.mark.slow
+HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "feast", "torch",
+         "evidently", "matplotlib", "pyarrow", "duckdb"]
+
+FLAKY_SPEC = """\
+name: flaky
+schedule: null
+steps:
+  flaky:
+    component: tests.slow_component:FLAKY
+    params: {fail_times: 1}
+    retries: 1
+    retry_delay_s: 0
+"""
+
+
+def _project(tmp_path: Path, name: str = "p") -> Path:
+    return copy_example(tmp_path / name, data__last_month=2, data__eval_from="2013-02-01",
+                        train__max_iter=40, gate__min_roc_auc=0.55)
+
+
+def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    pipelines = project / "pipelines"
+    (pipelines / "broken.yaml").write_text("name: broken\nsteps:\n  a:\n    component: nope.x\n")
+    env = airflow_env(tmp_path / "home", pipelines)
+    (tmp_path / "home").mkdir()
+    code = textwrap.dedent(f"""
+        import json, sys
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))!r})
+        flights = bag.dags["flights"]
+        print(json.dumps({{
+            "dags": sorted(bag.dags), "errors": bag.import_errors,
+            "tasks": {{t.task_id: sorted(t.upstream_task_ids) for t in flights.tasks}},
+            "retries": flights.get_task("train").retries,
+            "timeout": flights.get_task("train").execution_timeout.total_seconds(),
+            "params": sorted(flights.params.keys()),
+            "outlets": [a.uri for a in flights.get_task("promote").outlets],
+            "schedule": str(flights.schedule),
+            "heavy": sorted(set({HEAVY!r}) & {{m.split(".")[0] for m in sys.modules}}),
+        }}))
+    """)
+    result = python(code, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["dags"] == ["flights", "flights_torch"]
+    assert len(info["errors"]) == 1
+    (error,) = info["errors"].values()
+    assert "broken.yaml:4: steps.a.component: unknown component 'nope.x'" in error
+    assert info["tasks"]["evaluate"] == ["feast", "train", "validate"]
+    assert info["tasks"]["ingest"] == []
+    assert info["retries"] == 1 and info["timeout"] == 1800
+    assert {"train.max_iter", "data.eval_from", "gate.min_roc_auc"} <= set(info["params"])
+    assert "loopline://models/flights-late-arrival" in info["outlets"]
+    assert info["schedule"] == "@weekly"
+    assert info["heavy"] == []
+
+
+def _dag_test(env: dict[str, str], dag_id: str, conf: dict[str, object] | None = None) -> str:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {env['AIRFLOW__CORE__DAGS_FOLDER']!r})
+        import loopline_dags
+        run = loopline_dags.{dag_id}.test(run_conf={conf!r})
+        print("STATE", run.state)
+    """)
+    result = python(code, env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> None:
+    via_airflow = _project(tmp_path, "airflow")
+    env = airflow_env(tmp_path / "home", via_airflow / "pipelines")
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    output = _dag_test(env, "flights")
+    assert "STATE success" in output, output[-5000:]
+    locally = _project(tmp_path, "local")
+    local = run_json(locally / "pipelines" / "flights.yaml")["steps"]["evaluate"]["metrics"]
+    manifest = json.loads((via_airflow / "artifacts/flights/evaluate/_loopline.json").read_text())
+    assert manifest["orchestrator"] == "airflow"
+    for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
+        assert manifest["metrics"][metric] == pytest.approx(local[metric], abs=1e-12), metric
+    client = registry_client(via_airflow)
+    version = client.get_model_version_by_alias("flights-late-arrival", "champion")
+    assert version.tags["loopline.orchestrator"] == "airflow"
+    assert version.tags["loopline.run_id"].startswith("airflow-")
+
+
+def test_trigger_params_override_params_yaml(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    env = airflow_env(tmp_path / "home", project / "pipelines")
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    output = _dag_test(env, "flights", {"train.max_iter": 7})
+    assert "STATE success" in output
+    manifest = json.loads((project / "artifacts/flights/train/_loopline.json").read_text())
+    assert manifest["params"]["params"]["max_iter"] == 7
+
+
+def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path) -> None:
+    pipelines = tmp_path / "p" / "pipelines"
+    pipelines.mkdir(parents=True)
+    (pipelines / "flaky.yaml").write_text(FLAKY_SPEC)
+    env = airflow_env(tmp_path / "home", pipelines)
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    output = _dag_test(env, "flaky")
+    assert "STATE success" in output
+    assert "ConnectionError: flaky on attempt 1" in output  # the component's own error
+    assert (tmp_path / "p" / "attempts").read_text() == "2"  # Airflow retried, once
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    require_service("PostgreSQL", 5432)
+    import psycopg2
+
+    name = f"airflow_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+class AirflowServices:
+    """scheduler + dag-processor + api-server (+ Celery workers) as real processes."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, *args: str, **extra_env: str) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.processes.append(subprocess.Popen([str(BIN / "airflow"), *args],
+                                               env={**self.env, **extra_env}, stdout=log,
+                                               stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _api(port: int) -> tuple[object, dict[str, str]]:
+    import requests
+
+    base = f"http://127.0.0.1:{port}"
+    token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "x"},
+                          timeout=30)
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"} \
+        if token.ok else {}
+    return base, headers
+
+
+def _trigger_and_wait(port: int, dag_id: str, timeout: float = 420) -> tuple[str, dict]:  # type: ignore[type-arg]
+    import requests
+
+    base, headers = _api(port)
+    deadline = time.time() + 120
+    while True:  # the dag-processor must have parsed and serialized the DAG first
+        response = requests.patch(f"{base}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                                  headers=headers, timeout=30)
+        if response.ok:
+            break
+        assert time.time() < deadline, response.text
+        time.sleep(2)
+    run = requests.post(f"{base}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None},
+                        headers=headers, timeout=30)
+    assert run.ok, run.text
+    run_id = run.json()["dag_run_id"]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers=headers,
+                             timeout=30).json()["state"]
+        if state in ("success", "failed"):
+            break
+        time.sleep(3)
+    tis = requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                       headers=headers, timeout=30).json()["task_instances"]
+    return state, {ti["task_id"]: ti for ti in tis}
+
+
+def _task_log(port: int, dag_id: str, run_id: str, task_id: str, attempt: int) -> str:
+    import requests
+
+    base, headers = _api(port)
+    response = requests.get(
+        f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{attempt}",
+        headers={**headers, "Accept": "application/json"}, timeout=30)
+    return response.text
+
+
+def _scheduler_env(tmp_path: Path, pipelines: Path, database: str, port: int,
+                   **extra: str) -> dict[str, str]:
+    return airflow_env(
+        tmp_path / "home", pipelines,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=database,
+        AIRFLOW__API__PORT=str(port), AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+        **extra)
+
+
+@pytest.mark.services
+def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgres_db: str) -> None:
+    project = _project(tmp_path)
+    (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
+    port = free_port()
+    env = _scheduler_env(tmp_path, project / "pipelines", postgres_db, port,
+                         AIRFLOW__CORE__EXECUTOR="LocalExecutor")
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    services = AirflowServices(env, tmp_path / "logs")
+    try:
+        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+        services.start("scheduler", "scheduler")
+        services.start("dag-processor", "dag-processor")
+        wait_for_port(port, services.processes, tmp_path / "logs")
+        state, tasks = _trigger_and_wait(port, "flights")
+        assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
+        assert all(ti["state"] == "success" for ti in tasks.values())
+        state, flaky = _trigger_and_wait(port, "flaky")
+        assert state == "success"
+        assert flaky["flaky"]["try_number"] == 2
+        log = _task_log(port, "flaky", flaky["flaky"]["dag_run_id"], "flaky", 1)
+        assert "ConnectionError: flaky on attempt 1" in log
+    finally:
+        services.stop()
+    client = registry_client(project)
+    version = client.get_model_version_by_alias("flights-late-arrival", "champion")
+    assert version.tags["loopline.orchestrator"] == "airflow"
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)
