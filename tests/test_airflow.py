@@ -263,3 +263,51 @@ def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgre
     version = client.get_model_version_by_alias("flights-late-arrival", "champion")
     assert version.tags["loopline.orchestrator"] == "airflow"
     shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+FANOUT_SPEC = """\
+name: fanout
+steps:
+""" + "".join(f"""  part_{i}:
+    component: tests.slow_component:COMPONENT
+    params: {{hang_s: {i}}}
+""" for i in range(4))
+
+
+@pytest.mark.services
+def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres_db: str) -> None:
+    require_service("Redis", 6379)
+    project = _project(tmp_path)
+    (project / "pipelines" / "fanout.yaml").write_text(FANOUT_SPEC)
+    port = free_port()
+    broker_db = 11
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=broker_db).flushdb()
+    env = _scheduler_env(
+        tmp_path, project / "pipelines", postgres_db, port,
+        AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
+        AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}",
+        AIRFLOW__CELERY__RESULT_BACKEND="db+" + postgres_db,
+        AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.airflow_support.hostname",
+        LOOPLINE_TEST_HANG="3")
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    services = AirflowServices(env, tmp_path / "logs")
+    try:
+        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+        services.start("scheduler", "scheduler")
+        services.start("dag-processor", "dag-processor")
+        for worker in ("worker-a", "worker-b"):  # each serves its task logs on its own port
+            services.start(worker, "celery", "worker", "--concurrency", "1",
+                           "--celery-hostname", f"{worker}@%h", LOOPLINE_TEST_WORKER=worker,
+                           AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
+        wait_for_port(port, services.processes, tmp_path / "logs")
+        state, tasks = _trigger_and_wait(port, "fanout")
+        assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
+        assert {ti["hostname"] for ti in tasks.values()} == {"worker-a", "worker-b"}
+        state, flights = _trigger_and_wait(port, "flights")
+        assert state == "success", {t: ti["state"] for t, ti in flights.items()}
+        assert {ti["hostname"] for ti in flights.values()} <= {"worker-a", "worker-b"}
+    finally:
+        services.stop()

@@ -26,6 +26,25 @@ def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
     return uri or f"sqlite:///{project_root / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Parallel steps (Airflow, Celery) opening a fresh SQLite store at once race on MLflow's
+    schema migration; the first opener creates it while the others wait."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Tracker:
     def __init__(self, spec: PipelineSpec, tracking_uri: str, run_id: str,
                  tags: Mapping[str, str], project_root: Path) -> None:
@@ -45,7 +64,8 @@ class Tracker:
                 logging.getLogger(name).setLevel(logging.WARNING)
             os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
             mlflow.set_tracking_uri(self.tracking_uri)
-            self._experiment(mlflow)
+            with sqlite_init_lock(self.tracking_uri):
+                self._experiment(mlflow)
             existing = mlflow.search_runs(
                 filter_string=f"tags.`loopline.run_id` = '{self.run_id}' and "
                               "tags.`loopline.level` = 'pipeline'", max_results=1,
