@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := False
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint bench lock clean
+.PHONY: install demo test test-fast lint bench lock clean airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,22 @@ lint: install
 ## bench: figures for docs/benchmarks.md (medians, ratios measured in the same run)
 bench: install
 	$(BIN)/python bench/run.py
+
+## airflow: a local Airflow 3 (standalone: scheduler, dag-processor, api-server, triggerer)
+## on SQLite, loopback only, with one DAG per spec in pipelines/
+AIRFLOW_PORT ?= 8080
+airflow: install
+	@mkdir -p .airflow
+	@echo "Airflow UI: http://127.0.0.1:$(AIRFLOW_PORT)  user: admin"
+	@echo "password:   cat .airflow/simple_auth_manager_passwords.json.generated (written on first start)"
+	AIRFLOW_HOME=$(CURDIR)/.airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PARALLELISM=$$(nproc) \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow standalone
 
 ## lock: refresh constraints.txt from the current environment
 lock: install

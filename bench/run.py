@@ -137,7 +137,7 @@ def main() -> None:
     print(f"# Loopline benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
-        only = os.environ.get("BENCH_ONLY", "core,feast,torch").split(",")
+        only = os.environ.get("BENCH_ONLY", "core,feast,airflow,torch").split(",")
         if "core" in only:
             bench_cli(project)
             bench_overhead(project, repeats)
@@ -147,6 +147,11 @@ def main() -> None:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "feast_online.py")], env=ENV,
                            check=True, stderr=subprocess.DEVNULL)
+        if "airflow" in only:
+            for script in ("airflow_parse.py", "airflow_overhead.py"):
+                print()
+                subprocess.run([sys.executable, str(REPO / "bench" / script)], env=ENV,
+                               check=True)
         if "torch" in only:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "torch_throughput.py")],

@@ -70,7 +70,7 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
     assert info["tasks"]["evaluate"] == ["feast", "train", "validate"]
     assert info["tasks"]["ingest"] == []
     assert info["retries"] == 1 and info["timeout"] == 1800
-    assert {"train.max_iter", "data.eval_from", "gate.min_roc_auc"} <= set(info["params"])
+    assert info["params"] == ["data", "features", "gate", "torch", "train"]
     assert "loopline://models/flights-late-arrival" in info["outlets"]
     assert info["schedule"] == "@weekly"
     assert info["heavy"] == []
@@ -113,10 +113,14 @@ def test_trigger_params_override_params_yaml(tmp_path: Path) -> None:
     env = airflow_env(tmp_path / "home", project / "pipelines")
     (tmp_path / "home").mkdir()
     migrate(env)
-    output = _dag_test(env, "flights", {"train.max_iter": 7})
+    # The trigger form sends whole sections; a run's conf may also use dotted keys.
+    output = _dag_test(env, "flights", {"train": {"max_iter": 7, "learning_rate": 0.1},
+                                        "gate.min_roc_auc": 0.5})
     assert "STATE success" in output
     manifest = json.loads((project / "artifacts/flights/train/_loopline.json").read_text())
     assert manifest["params"]["params"]["max_iter"] == 7
+    evaluate = json.loads((project / "artifacts/flights/evaluate/_loopline.json").read_text())
+    assert evaluate["params"]["gates"][0]["min"] == 0.5
 
 
 def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path) -> None:
@@ -311,3 +315,64 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
         assert {ti["hostname"] for ti in flights.values()} <= {"worker-a", "worker-b"}
     finally:
         services.stop()
+
+
+def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> None:
+    """No cluster here: the pod operators are built and inspected, never submitted."""
+    project = _project(tmp_path)
+    spec = project / "pipelines" / "flights_torch.yaml"
+    spec.write_text(spec.read_text().replace(
+        "  resources: {cpu: 2, memory: 4Gi}\n",
+        "  resources: {cpu: 2, memory: 4Gi}\n"
+        "  isolation: {mode: kubernetes, image: registry.example/loopline:1, namespace: ml}\n")
+        .replace("gpu: {count: 1, require: false}",
+                 "gpu: {count: 2, type: NVIDIA-A100-SXM4-40GB, require: true}"))
+    (project / "pipelines" / "flights.yaml").unlink()
+    env = airflow_env(tmp_path / "home", project / "pipelines")
+    (tmp_path / "home").mkdir()
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {env['AIRFLOW__CORE__DAGS_FOLDER']!r})
+        import loopline_dags
+        dag = loopline_dags.flights_torch
+        train, ingest = dag.get_task("train"), dag.get_task("ingest")
+        print(json.dumps({{
+            "type": type(train).__name__, "image": train.image, "namespace": train.namespace,
+            "cmds": train.cmds, "env": {{e.name: e.value for e in train.env_vars}},
+            "limits": train.container_resources.limits,
+            "requests": train.container_resources.requests,
+            "selector": train.node_selector, "queue": train.queue,
+            "ingest_limits": ingest.container_resources.limits,
+        }}))
+    """)
+    result = python(code, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pod = json.loads(result.stdout.strip().splitlines()[-1])
+    assert pod["type"] == "KubernetesPodOperator"
+    assert pod["image"] == "registry.example/loopline:1" and pod["namespace"] == "ml"
+    assert pod["cmds"] == ["loopline", "step", "pipelines/flights_torch.yaml", "train",
+                           "--orchestrator", "airflow"]
+    assert pod["limits"] == {"memory": "8Gi", "nvidia.com/gpu": "2"}  # never dropped
+    assert pod["requests"] == {"cpu": "2", "memory": "8Gi"}
+    assert pod["selector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
+    assert pod["queue"] == "gpu"
+    assert pod["ingest_limits"] == {"memory": "4Gi"}
+    assert pod["env"]["LOOPLINE_RUN_ID"] == "airflow-{{ run_id }}"
+
+
+def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path) -> None:
+    """A real second interpreter process; here it is this venv's python, in production a
+    separate environment that holds the ML stack while Airflow's stays lean."""
+    pipelines = tmp_path / "p" / "pipelines"
+    pipelines.mkdir(parents=True)
+    (pipelines / "ext.yaml").write_text(
+        "name: ext\ndefaults:\n  isolation: {mode: external_python}\nsteps:\n"
+        "  work:\n    component: tests.slow_component:COMPONENT\n")
+    env = airflow_env(tmp_path / "home", pipelines, LOOPLINE_EXTERNAL_PYTHON=str(BIN / "python"))
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    output = _dag_test(env, "ext")
+    assert "STATE success" in output
+    manifest = json.loads((tmp_path / "p/artifacts/ext/work/_loopline.json").read_text())
+    assert manifest["orchestrator"] == "airflow"
+    assert (tmp_path / "p/artifacts/ext/work/data.csv").read_text() == "partial,complete\n"

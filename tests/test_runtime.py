@@ -111,3 +111,15 @@ def test_step_command_runs_one_step_and_reuses_it(small_project: Path) -> None:
     assert json.loads(out)["status"] == "cached"
     code, _, err = run_cli("step", spec, "nope")
     assert code == 2 and "no step 'nope'" in err
+
+
+@pytest.mark.slow
+def test_step_takes_run_params_from_the_environment(small_project: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a Kubernetes pod receives: the run's params as LOOPLINE_PARAMS_JSON."""
+    spec = str(small_project / "pipelines" / "train.yaml")
+    monkeypatch.setenv("LOOPLINE_PARAMS_JSON", json.dumps({"data": {"eval_fraction": 0.5}}))
+    code, out, _ = run_cli("step", spec, "ingest", "--json")
+    assert code == 0
+    metrics = json.loads(out)["metrics"]
+    assert abs(metrics["rows_eval"] - metrics["rows_train"]) < 150  # a 50/50 split

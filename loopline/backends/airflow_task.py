@@ -12,12 +12,17 @@ from typing import Any
 
 
 def overrides_from_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
-    """DAG params (the UI trigger form) as `--set` overrides; only keys params.yaml has."""
-    return [f"{key}={json.dumps(value)}" for key, value in sorted(params.items())
+    """DAG params (sections from the trigger form, or dotted keys in a run's conf) as `--set`
+    overrides: every leaf that params.yaml has and this run changed."""
+    from loopline.spec.params import flatten
+
+    leaves = {key: value for key, value in flatten(params) if not isinstance(value, dict)}
+    return [f"{key}={json.dumps(value)}" for key, value in sorted(leaves.items())
             if key in known and value != known[key]]
 
 
-def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}") -> dict[str, Any]:
+def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
+             **context: Any) -> dict[str, Any]:
     """Run one step for an Airflow task; raise on failure so Airflow retries it."""
     from loopline.components.validation import load_pipeline
     from loopline.runtime.context import Run
@@ -38,6 +43,13 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}") ->
         run.tracker.finish(status)
     if outcome.status == "failed":
         raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+    model = outcome.facts.get("model")
+    if model and "outlet_events" in context:  # the model Asset's event says what happened
+        from loopline.backends.airflow_dags import model_asset
+
+        context["outlet_events"][model_asset(model["name"])].extra = {
+            "version": model["version"], "aliases": model["aliases"],
+            "promoted": "champion" in model["aliases"], "run_id": safe_run_id}
     return {"status": outcome.status, "outputs": outcome.outputs, "metrics": outcome.metrics,
             **outcome.facts}
 

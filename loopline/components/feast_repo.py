@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,15 @@ FEAST_KINDS = {"FeatureService": "service", "FeatureView": "view",
 
 def declared_names(repo: Path) -> dict[str, set[str]]:
     """`{"service": {...}, "view": {...}, "entity": {...}}` from `Kind(name="...")` calls."""
+    files = tuple((p, p.stat().st_mtime_ns) for p in sorted(repo.glob("*.py")))
+    return _scan(files)
+
+
+@lru_cache(maxsize=32)
+def _scan(files: tuple[tuple[Path, int], ...]) -> dict[str, set[str]]:
+    """Parsed once per version of the repo's files (Airflow re-parses every spec often)."""
     found: dict[str, set[str]] = {"service": set(), "view": set(), "entity": set()}
-    for path in sorted(repo.glob("*.py")):
+    for path, _mtime in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
                 continue

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,37 +27,51 @@ class Params:
     flat: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.flat = dict(_flatten(self.values))
+        self.flat = dict(flatten(self.values))
 
     def get(self, key: str) -> Any:
         return self.flat[key]
 
 
-def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
     if isinstance(data, dict):
         for key, value in data.items():
             dotted = f"{prefix}.{key}" if prefix else str(key)
             items.append((dotted, value))
-            items.extend(_flatten(value, dotted))
+            items.extend(flatten(value, dotted))
     return items
 
 
 def load_params(path: Path, display: str, overrides: list[str] | None = None,
                 name: str = "params.yaml") -> Params:
     """Read params.yaml (absent means empty) and apply `section.key=value` overrides."""
-    values: dict[str, Any] = {}
-    if path.exists():
-        doc = load_file(path, display)
-        if doc.data is not None and not isinstance(doc.data, dict):
-            raise SpecError([doc.problem((), "params file must be a mapping")])
-        values = doc.data or {}
+    values = copy.deepcopy(_read_params(path, display, _stamp(path)))
     params = Params(values, name)
     problems = [p for o in overrides or [] if (p := _apply_override(params, o))]
     if problems:
         raise SpecError(problems)
     params.__post_init__()
     return params
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _read_params(path: Path, display: str, stamp: tuple[int, int]) -> dict[str, Any]:
+    """Parsed once per file version: many specs share one params.yaml (Airflow parses all)."""
+    if stamp == (0, 0):
+        return {}
+    doc = load_file(path, display)
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise SpecError([doc.problem((), "params file must be a mapping")])
+    return doc.data or {}
 
 
 def _apply_override(params: Params, override: str) -> SpecProblem | None:

@@ -12,7 +12,12 @@ from loopline.spec.errors import SpecError, SpecProblem
 Loc = tuple[str | int, ...]
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when present (several times faster; Airflow parses every spec each cycle);
+# its nodes carry marks too, so line numbers survive.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
     """SafeLoader without timestamp magic: dates stay strings, as the spec means them."""
 
 
@@ -69,7 +74,7 @@ def _construct(node: yaml.Node, loader: _Loader, loc: Loc, lines: dict[Loc, int]
 
 def load_text(text: str, file: str) -> LocatedDocument:
     loader = _Loader(text)
-    loader.name = file
+    loader.name = file  # type: ignore[attr-defined]
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
