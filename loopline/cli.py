@@ -47,14 +47,14 @@ def cmd_validate_spec(args: argparse.Namespace) -> int:
 @_spec_errors
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args)
-    if args.backend != "local":
-        print(f"backend {args.backend!r} is not available in this version", file=sys.stderr)
-        return EXIT_BAD_SPEC
-    from loopline.backends.local import LocalRunner
+    if args.backend == "kfp-local":
+        from loopline.backends.kfp import KfpLocalRunner as Backend
+    else:
+        from loopline.backends.local import LocalRunner as Backend  # type: ignore[assignment]
 
     # Libraries print to stdout (MLflow's "View run at ..."); keep stdout for the JSON alone.
     with contextlib.redirect_stdout(sys.stderr):
-        summary = LocalRunner().run(loaded, force=args.force, only=args.only or None)
+        summary = Backend().run(loaded, force=args.force, only=args.only or None)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -121,6 +121,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     loaded = _load(args)
     from loopline.backends.dvc import DvcCompiler
 
+    if args.target == "kfp":
+        from loopline.backends.kfp import KfpCompiler
+
+        output = Path(args.output or f"build/{loaded.spec.name}.yaml")
+        with contextlib.redirect_stdout(sys.stderr):
+            KfpCompiler().compile(loaded, output, args.image, args.project_root)
+        print(f"wrote {output}", file=sys.stderr)
+        return EXIT_OK
     output = Path(args.output or loaded.project_root / "dvc.yaml")
     DvcCompiler().compile(loaded, output)
     print(f"wrote {output}", file=sys.stderr)
@@ -162,6 +170,15 @@ def cmd_suggest_suite(args: argparse.Namespace) -> int:
 def cmd_components(args: argparse.Namespace) -> int:
     from loopline.components import registry
 
+    if args.action == "export":
+        from loopline.backends.kfp_components import export_components
+
+        with contextlib.redirect_stdout(sys.stderr):
+            written = export_components(Path(args.output), args.image or
+                                        os.environ.get("LOOPLINE_STEP_IMAGE",
+                                                       "loopline-step:0.1.0"))
+        print(f"wrote {len(written)} KFP component YAMLs to {args.output}", file=sys.stderr)
+        return EXIT_OK
     if args.markdown:
         from loopline.components.reference import components_markdown
 
@@ -184,6 +201,27 @@ def cmd_init(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"created {created}; next: cd {args.dir} && loopline run pipelines/train.yaml",
           file=sys.stderr)
+    return EXIT_OK
+
+
+@_spec_errors
+def cmd_submit(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    from loopline.backends.kfp_submit import submit
+
+    params = json.loads(args.params) if args.params else None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = submit(loaded, args.host, args.experiment, args.schedule, args.image,
+                            args.project_root, params)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    except Exception as exc:  # noqa: BLE001 - the cluster's answer, shown as one line
+        print(f"error: submission to {args.host} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result))
     return EXIT_OK
 
 
@@ -219,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run summary as JSON")
     run.add_argument("--force", action="store_true", help="ignore the cache")
     run.add_argument("--only", action="append", metavar="STEP", help="run only these steps")
-    run.add_argument("--backend", default="local", help="local (default)")
+    run.add_argument("--backend", default="local", choices=["local", "kfp-local"],
+                     help="local (default), or kfp-local: the compiled KFP graph on this machine")
     step = spec_command("step", cmd_step, "run one step (what DVC and Airflow tasks call)")
     step.add_argument("step")
     step.add_argument("--fingerprint", help="refuse if the step changed since compilation")
@@ -227,11 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--force", action="store_true")
     step.add_argument("--json", action="store_true")
     compile_cmd = sub.add_parser("compile", help="compile a spec for an orchestrator")
-    compile_cmd.add_argument("target", choices=["dvc"])
+    compile_cmd.add_argument("target", choices=["dvc", "kfp"])
     compile_cmd.add_argument("file")
-    compile_cmd.add_argument("-o", "--output", help="default: dvc.yaml at the project root")
+    compile_cmd.add_argument("-o", "--output",
+                             help="default: dvc.yaml at the project root; build/<name>.yaml")
+    compile_cmd.add_argument("--image", help="kfp: step image (default $LOOPLINE_STEP_IMAGE)")
+    compile_cmd.add_argument("--project-root", default="/app",
+                             help="kfp: where the project lives in the step image")
     compile_cmd.add_argument("--set", action="append", help=argparse.SUPPRESS)
     compile_cmd.set_defaults(fn=cmd_compile)
+
+    submit = sub.add_parser("submit", help="submit a run to an orchestrator (kfp)")
+    submit.add_argument("target", choices=["kfp"])
+    submit.add_argument("file")
+    submit.add_argument("--host", required=True, help="KFP API endpoint")
+    submit.add_argument("--experiment", help="default: the pipeline's name")
+    submit.add_argument("--schedule", action="store_true",
+                        help="a recurring run on the spec's schedule instead of one run")
+    submit.add_argument("--image", help="step image (default $LOOPLINE_STEP_IMAGE)")
+    submit.add_argument("--project-root", default="/app",
+                        help="where the project lives in the step image")
+    submit.add_argument("--params", help='JSON overrides, e.g. \'{"train": {"max_iter": 300}}\'')
+    submit.add_argument("--set", action="append", help=argparse.SUPPRESS)
+    submit.set_defaults(fn=cmd_submit)
 
     schema = sub.add_parser("schema", help="print the spec's JSON Schema")
     schema.add_argument("-o", "--output")
@@ -241,8 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("-o", "--output")
     suggest.add_argument("--sample", type=int, default=100_000, help="rows sampled")
     suggest.set_defaults(fn=cmd_suggest_suite)
-    components = sub.add_parser("components", help="list registered components")
+    components = sub.add_parser("components", help="list registered components, or export them")
+    components.add_argument("action", nargs="?", choices=["list", "export"], default="list")
     components.add_argument("--markdown", action="store_true", help="the reference, as Markdown")
+    components.add_argument("-o", "--output", default="components",
+                            help="export: folder for the KFP component YAMLs")
+    components.add_argument("--image", help="export: step image in the YAMLs")
     components.set_defaults(fn=cmd_components)
     init = sub.add_parser("init", help="create a project skeleton that runs as it is")
     init.add_argument("dir")

@@ -32,13 +32,14 @@ class Run:
     orchestrator: str = "local"
     orchestrator_run: str = ""
     hooks: RunHooks = field(default_factory=ConsoleProgress)
-    store: ArtifactStore = field(init=False)
+    store: ArtifactStore | None = None  # default: the spec's artifact root
     tracker: Tracker = field(init=False)
     sources: StatCache = field(init=False)
 
     def __post_init__(self) -> None:
         spec, root = self.loaded.spec, self.loaded.project_root
-        self.store = open_store(spec.artifacts.root, root)
+        if self.store is None:
+            self.store = open_store(spec.artifacts.root, root)
         self.tracking_uri = default_tracking_uri(spec, root)
         self.registry_uri = (spec.registry.registry_uri if spec.registry and
                              spec.registry.registry_uri else self.tracking_uri)

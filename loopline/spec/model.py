@@ -105,6 +105,14 @@ class StepSpec(_Frozen):
         return value
 
 
+class SecretRef(_Frozen):
+    """An environment variable filled from a Kubernetes secret; the value never enters a spec,
+    a compiled pipeline or a DAG. Locally the variable is read from the environment."""
+
+    secret: str = Field(description="Kubernetes secret name.")
+    key: str = Field(description="Key inside the secret.")
+
+
 class StepDefaults(_Frozen):
     """Defaults every step inherits unless it says otherwise."""
 
@@ -157,6 +165,8 @@ class PipelineSpec(_Frozen):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     registry: RegistrySpec | None = None
     defaults: StepDefaults = Field(default_factory=StepDefaults)
+    secrets: dict[str, SecretRef] = Field(
+        default_factory=dict, description="Env var name -> Kubernetes secret reference.")
     steps: dict[StepName, StepSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -1,0 +1,207 @@
+"""Kubeflow Pipelines: the compiled IR, shared component YAMLs, kfp-local runs, submission
+to a (fake, local) KFP API server, the step image and secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from loopline.backends.kfp import KfpCompiler
+from loopline.backends.kfp_components import export_components
+from loopline.components.validation import load_pipeline
+from tests.conftest import REPO, copy_example, run_cli, run_json
+
+pytestmark = pytest.mark.slow
+
+
+def _compiled(spec: Path, tmp_path: Path, **options: Any) -> dict[str, Any]:
+    out = KfpCompiler().compile(load_pipeline(spec), tmp_path / "pipeline.yaml", **options)
+    return yaml.safe_load(out.read_text())
+
+
+def _executor(ir: dict[str, Any], step: str) -> dict[str, Any]:
+    task = ir["root"]["dag"]["tasks"]
+    name = next(t for t, v in task.items() if v["taskInfo"]["name"] == step)
+    executor = task[name]["componentRef"]["name"].replace("comp-", "exec-")
+    return ir["deploymentSpec"]["executors"][executor]["container"]
+
+
+def test_ir_keeps_resources_retries_caching_and_image(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "p")
+    spec = project / "pipelines" / "flights_torch.yaml"
+    spec.write_text(spec.read_text().replace(
+        "gpu: {count: 1, require: false}", "gpu: {count: 2, type: nvidia-tesla-a100}"))
+    ir = _compiled(spec, tmp_path, image="registry.example/loopline-step:1")
+    train = _executor(ir, "train")
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia-tesla-a100"
+    assert train["resources"]["accelerator"]["resourceCount"] == "2"  # not dropped
+    assert train["resources"]["cpuLimit"] == 2.0 and train["resources"]["cpuRequest"] == 2.0
+    assert train["resources"]["memoryLimit"] == pytest.approx(8 * 1024**3 / 1e9)
+    assert train["image"] == "registry.example/loopline-step:1"
+    assert "resources" not in _executor(ir, "ingest") or \
+        "accelerator" not in _executor(ir, "ingest")["resources"]
+    tasks = {v["taskInfo"]["name"]: v for v in ir["root"]["dag"]["tasks"].values()}
+    assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 1
+    assert tasks["train"]["retryPolicy"]["backoffDuration"] == "5s"
+    assert tasks["ingest"]["cachingOptions"]["enableCache"] is True
+    assert tasks["promote"]["cachingOptions"].get("enableCache", False) is False
+    assert set(tasks["evaluate"]["dependentTasks"]) == {"feast", "train", "validate"} or \
+        len(tasks["evaluate"]["dependentTasks"]) == 3
+    params = ir["root"]["inputDefinitions"]["parameters"]["params"]
+    assert params["parameterType"] == "STRUCT"
+    assert params["defaultValue"]["train"]["max_iter"] == 200
+    inputs = tasks["train"]["inputs"]["artifacts"]
+    assert inputs["in_train"]["taskOutputArtifact"]["producerTask"] == "features-transform"
+
+
+def test_component_yamls_are_fresh_and_load(tmp_path: Path) -> None:
+    from kfp import components
+
+    fresh = export_components(tmp_path / "components")
+    for path in fresh:
+        checked_in = REPO / "components" / path.name
+        assert checked_in.exists(), f"missing {checked_in}: run `loopline components export`"
+        assert checked_in.read_text() == path.read_text(), \
+            f"{checked_in} is stale: run `loopline components export`"
+        component = components.load_component_from_file(str(checked_in))
+        assert component.component_spec.implementation.container.image == "loopline-step:0.1.0"
+    assert len(fresh) == len(list((REPO / "components").glob("*.yaml")))
+    evaluate = yaml.safe_load((REPO / "components" / "evaluate.gate.yaml").read_text())
+    outputs = evaluate["components"]["comp-evaluate-gate"]["outputDefinitions"]["artifacts"]
+    assert outputs["out_metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    validate = yaml.safe_load((REPO / "components" / "validate.expectations.yaml").read_text())
+    report = validate["components"]["comp-validate-expectations"]["outputDefinitions"]
+    assert report["artifacts"]["out_report"]["artifactType"]["schemaTitle"] == "system.HTML"
+
+
+def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> None:
+    options = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 40,
+               "gate__min_roc_auc": 0.55}
+    via_kfp = copy_example(tmp_path / "kfp", **options)
+    code, out, err = run_cli("run", str(via_kfp / "pipelines" / "flights.yaml"),
+                             "--backend", "kfp-local", "--json")
+    summary = json.loads(out)
+    assert code == 0, err[-3000:]
+    assert {s["status"] for s in summary["steps"].values()} == {"succeeded"}
+    assert summary["model"]["aliases"] == ["challenger", "champion"]
+    local = run_json(copy_example(tmp_path / "local", **options) / "pipelines" / "flights.yaml")
+    ours = local["steps"]["evaluate"]["metrics"]
+    theirs = summary["steps"]["evaluate"]["metrics"]
+    for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
+        assert theirs[metric] == pytest.approx(ours[metric], abs=1e-12), metric
+    from tests.conftest import registry_client
+
+    version = registry_client(via_kfp).get_model_version_by_alias("flights-late-arrival",
+                                                                  "champion")
+    assert version.tags["loopline.orchestrator"] == "kfp"
+
+
+class FakeKfp(BaseHTTPRequestHandler):
+    """A stand-in for the KFP API server (there is no cluster here): records what the real
+    kfp.Client sends and answers like the v2beta1 API."""
+
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _reply(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.calls.append(("GET", self.path, {"auth": self.headers.get("Authorization")}))
+        self._reply({"multi_user": False} if "healthz" in self.path else {})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.calls.append(("POST", self.path, body))
+        kind = self.path.rsplit("/", 1)[-1]
+        ids = {"experiments": {"experiment_id": "exp-1"}, "runs": {"run_id": "run-1"},
+               "recurringruns": {"recurring_run_id": "rr-1"}}
+        self._reply({**ids.get(kind, {}), "display_name": body.get("display_name")})
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_kfp() -> Iterator[str]:
+    FakeKfp.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_submit_run_and_recurring_run(fake_kfp: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KF_PIPELINES_TOKEN", "token-from-env")
+    spec = str(REPO / "pipelines" / "flights.yaml")
+    code, out, err = run_cli("submit", "kfp", spec, "--host", fake_kfp, "--experiment", "nightly",
+                             "--params", '{"train": {"max_iter": 300}}')
+    assert code == 0, err
+    assert json.loads(out) == {"run_id": "run-1", "experiment": "nightly"}
+    run = next(body for method, path, body in FakeKfp.calls if path.endswith("/runs"))
+    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "flights"
+    assert run["runtime_config"]["parameters"]["params"] == {"train": {"max_iter": 300}}
+    assert run["experiment_id"] == "exp-1"
+    assert all(call[2].get("auth") == "Bearer token-from-env"
+               for call in FakeKfp.calls if call[0] == "GET")
+    code, out, _ = run_cli("submit", "kfp", spec, "--host", fake_kfp, "--schedule")
+    assert code == 0
+    assert json.loads(out)["cron"] == "0 0 0 * * 0"  # @weekly, with KFP's seconds field
+    recurring = next(body for _, path, body in FakeKfp.calls if path.endswith("/recurringruns"))
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * 0"
+    assert recurring["max_concurrency"] in ("1", 1)
+
+
+def test_no_secret_value_lands_in_the_ir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = "s3cr3t-planted-value-7f2c"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", planted)
+    project = copy_example(tmp_path / "p")
+    spec = project / "pipelines" / "flights.yaml"
+    spec.write_text(spec.read_text().replace(
+        "registry:\n", "secrets:\n  MLFLOW_TRACKING_TOKEN: {secret: mlflow-credentials, "
+        "key: token}\nregistry:\n", 1))
+    text = KfpCompiler().compile(load_pipeline(spec), tmp_path / "p.yaml").read_text()
+    assert planted not in text
+    platform = yaml.safe_load_all(text)
+    docs = list(platform)
+    kubernetes = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secret = next(iter(kubernetes.values()))["secretAsEnv"][0]
+    assert secret["secretName"] == "mlflow-credentials" or \
+        secret.get("secretNameParameter", {}).get("runtimeValue", {}).get("constant") == \
+        "mlflow-credentials"
+    assert secret["keyToEnv"] == [{"secretKey": "token", "envVar": "MLFLOW_TRACKING_TOKEN"}]
+
+
+def test_step_image_installs_the_lock_file() -> None:
+    """The image cannot be built here (no Docker engine); check what it would install."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    constraints = dict(line.split("==", 1) for line in
+                       (REPO / "constraints.txt").read_text().splitlines()
+                       if "==" in line and not line.startswith("#"))
+    constraints = {k.lower(): v.split()[0] for k, v in constraints.items()}
+    installs = re.findall(r"pip install ([^\n\\]+)", dockerfile)
+    assert any('-c constraints.txt ".[all]"' in line for line in installs)
+    assert all("-c constraints.txt" in line for line in installs if "--upgrade pip" not in line)
+    for name, version in re.findall(r"([A-Za-z0-9_.-]+)==([0-9][^\s\"]*)", dockerfile):
+        assert constraints[name.lower()] == version, f"{name}=={version} vs constraints.txt"
+    assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
+    for source in re.findall(r"^COPY (.+) \./", dockerfile, flags=re.M):
+        for item in source.split():
+            assert (REPO / item).exists(), item
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert "all" in extras
