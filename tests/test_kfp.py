@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -108,7 +108,7 @@ class FakeKfp(BaseHTTPRequestHandler):
     """A stand-in for the KFP API server (there is no cluster here): records what the real
     kfp.Client sends and answers like the v2beta1 API."""
 
-    calls: list[tuple[str, str, dict[str, Any]]] = []
+    calls: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
 
     def _reply(self, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -118,11 +118,11 @@ class FakeKfp(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.calls.append(("GET", self.path, {"auth": self.headers.get("Authorization")}))
         self._reply({"multi_user": False} if "healthz" in self.path else {})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.calls.append(("POST", self.path, body))
         kind = self.path.rsplit("/", 1)[-1]
