@@ -148,7 +148,7 @@ def main() -> None:
             subprocess.run([sys.executable, str(REPO / "bench" / "feast_online.py")], env=ENV,
                            check=True, stderr=subprocess.DEVNULL)
         if "airflow" in only:
-            for script in ("airflow_parse.py", "airflow_overhead.py"):
+            for script in ("airflow_parse.py", "airflow_overhead.py", "kfp_compile.py"):
                 print()
                 subprocess.run([sys.executable, str(REPO / "bench" / script)], env=ENV,
                                check=True)
