@@ -121,40 +121,43 @@ class KfpLocalRunner(Runner):
         return _summary(loaded, root, status, error, time.perf_counter() - started)
 
 
+def task_names(loaded: LoadedSpec) -> dict[str, str]:
+    """Step -> KFP task name (derived from the component; kfp-local names folders by it),
+    read back from the compiled IR where each task's display name is its step."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = KfpCompiler().compile(loaded, Path(tmp) / "pipeline.yaml")
+        ir = next(yaml.safe_load_all(path.read_text()))
+    return {task["taskInfo"]["name"]: name for name, task in ir["root"]["dag"]["tasks"].items()}
+
+
 def _summary(loaded: LoadedSpec, root: Path, status: str, error: str | None,
              seconds: float) -> dict[str, Any]:
     """The `loopline run --json` shape, read from the newest local pipeline run's outputs."""
     runs = sorted(root.glob(f"{pipeline_name(loaded)}-*"), key=lambda p: p.stat().st_mtime)
     steps: dict[str, Any] = {}
     gate = model = None
-    if runs:
-        for step in loaded.spec.steps:
-            component = registry.get(loaded.spec.steps[step].component)
-            task_dir = runs[-1] / f"{loaded.spec.steps[step].component.replace('.', '-')}"
-            candidates = sorted(runs[-1].glob(f"{task_dir.name}*"))
-            folder = next((c for c in candidates if (c / f"out_{next(iter(component.outputs))}")
-                           .exists() and _belongs(c, step)), None)
-            if folder is None:
-                steps[step] = {"status": "failed" if status == "failed" else "skipped"}
-                continue
-            outputs = {n: str(folder / f"out_{n}") for n in component.outputs}
-            steps[step] = {"status": "succeeded", "outputs": outputs, "metrics": {}}
-            if "metrics" in component.outputs and Path(outputs["metrics"]).is_file():
-                steps[step]["metrics"] = json.loads(Path(outputs["metrics"]).read_text())
-            if "verdict" in outputs:
-                verdict = json.loads(Path(outputs["verdict"]).read_text())
-                gate = {"passed": verdict["passed"], "checks": verdict["checks"]}
-            if "registered" in outputs:
-                registered = json.loads(Path(outputs["registered"]).read_text())
-                model = {k: registered[k] for k in ("name", "version", "aliases")}
+    names = task_names(loaded)
+    for step in graph.topological_order(loaded.spec):
+        component = registry.get(loaded.spec.steps[step].component)
+        folder = runs[-1] / names[step] if runs else None
+        outputs = {n: folder / f"out_{n}" for n in component.outputs} if folder else {}
+        if not outputs or not all(path.exists() for path in outputs.values()):
+            steps[step] = {"status": "failed" if status == "failed" else "skipped"}
+            continue
+        steps[step] = {"status": "succeeded", "outputs": {n: str(p) for n, p in outputs.items()},
+                       "metrics": {}}
+        if "metrics" in outputs and outputs["metrics"].is_file():
+            steps[step]["metrics"] = json.loads(outputs["metrics"].read_text())
+        if "verdict" in outputs:
+            verdict = json.loads(outputs["verdict"].read_text())
+            gate = {"passed": verdict["passed"], "checks": verdict["checks"]}
+        if "registered" in outputs:
+            registered = json.loads(outputs["registered"].read_text())
+            model = {k: registered[k] for k in ("name", "version", "aliases")}
     return {"run_id": runs[-1].name if runs else None, "status": status, "steps": steps,
             "gate": gate, "model": model, "duration_s": round(seconds, 3),
             **({"error": error} if error else {})}
-
-
-def _belongs(folder: Path, step: str) -> bool:
-    """Task folders are named after the component; the step is in the executor input."""
-    for candidate in folder.rglob("executor_input.json"):
-        return f'\\"step\\": \\"{step}\\"' in candidate.read_text() or \
-            f'"step": "{step}"' in candidate.read_text()
-    return True
