@@ -28,7 +28,7 @@ COPY params.yaml ./
 COPY pipelines ./pipelines
 COPY expectations ./expectations
 COPY feature_repo ./feature_repo
-RUN python -c "import sys; sys.path.insert(0, 'feature_repo'); import sources; sources.ensure_sources()" \
+RUN python -c "import pathlib, runpy; runpy.run_path('feature_repo/sources.py')['ensure_sources'](pathlib.Path('feature_repo/data'))" \
  && loopline validate-spec pipelines/flights.yaml
 
 CMD ["loopline", "--help"]

@@ -4,7 +4,6 @@ task runner) against `loopline run`, each on a fresh copy so nothing is cached."
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -12,18 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _project import copy_example as copy
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def copy(target: Path) -> Path:
-    target.mkdir(parents=True)
-    for item in ("pipelines", "expectations"):
-        shutil.copytree(REPO / item, target / item)
-    shutil.copytree(REPO / "feature_repo", target / "feature_repo",
-                    ignore=shutil.ignore_patterns("registry.db", "online.db"))
-    shutil.copy(REPO / "params.yaml", target / "params.yaml")
-    return target
 
 
 def main(repeats: int = 2) -> None:

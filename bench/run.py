@@ -4,13 +4,14 @@ against a baseline measured in the same run, on the same machine."""
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _project import copy_example
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -34,14 +35,7 @@ def fmt(times: list[float]) -> str:
 
 
 def example_copy(tmp: Path) -> Path:
-    project = tmp / "project"
-    project.mkdir()
-    for item in ("pipelines", "expectations"):
-        shutil.copytree(REPO / item, project / item)
-    shutil.copytree(REPO / "feature_repo", project / "feature_repo",
-                    ignore=shutil.ignore_patterns("registry.db", "online.db"))
-    shutil.copy(REPO / "params.yaml", project / "params.yaml")
-    return project
+    return copy_example(tmp / "project")
 
 
 def bench_cli(project: Path) -> None:
@@ -116,12 +110,7 @@ def bench_weather_ablation(tmp: Path) -> None:
     for name, dropped in variants.items():
         project = tmp / f"ablation-{'-'.join(dropped[:1]) or 'all'}"
         if not project.exists():
-            project.mkdir()
-            for item in ("pipelines", "expectations"):
-                shutil.copytree(REPO / item, project / item)
-            shutil.copytree(REPO / "feature_repo", project / "feature_repo",
-                            ignore=shutil.ignore_patterns("registry.db", "online.db"))
-            shutil.copy(REPO / "params.yaml", project / "params.yaml")
+            copy_example(project)
         text = "\n".join(line for line in spec_text.splitlines()
                          if line.strip().split(":")[0] not in dropped)
         (project / "pipelines" / "flights.yaml").write_text(text + "\n")

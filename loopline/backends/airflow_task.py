@@ -26,7 +26,7 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
     """Run one step for an Airflow task; raise on failure so Airflow retries it."""
     from loopline.components.validation import load_pipeline
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_step
+    from loopline.runtime.executor import execute_single_step
     from loopline.runtime.hooks import ConsoleProgress
 
     params = json.loads(params_json or "{}")
@@ -35,14 +35,8 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
     safe_run_id = "airflow-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     run = Run(loaded, safe_run_id, "airflow", orchestrator_run=run_id,
               hooks=ConsoleProgress(sys.stdout))
-    status = "failed"
-    try:
-        outcome = execute_step(run, step, retries=0)  # Airflow owns retries
-        status = outcome.status
-    finally:
-        run.tracker.finish(status)
-    if outcome.status == "failed":
-        raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+    # Airflow owns retries, so Loopline's own retry loop is off inside a task.
+    outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
     model = outcome.facts.get("model")
     if model and "outlet_events" in context:  # the model Asset's event says what happened
         from loopline.backends.airflow_dags import model_asset

@@ -21,7 +21,7 @@ def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
     from loopline.components import registry
     from loopline.components.validation import load_pipeline
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_step
+    from loopline.runtime.executor import execute_single_step
     from loopline.runtime.hashing import path_md5
     from loopline.runtime.store import MANIFEST, ArtifactStore, write_atomic
 
@@ -51,14 +51,8 @@ def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
         for upstream, manifest in manifests.items():
             write_atomic(store.step_dir(spec.name, upstream) / MANIFEST, json.dumps(manifest))
         run = Run(loaded, f"kfp-{run_id}", "kfp", orchestrator_run=run_id, store=store)
-        status = "failed"
-        try:
-            outcome = execute_step(run, step, retries=0)  # KFP owns retries
-            status = outcome.status
-        finally:
-            run.tracker.finish(status)
-        if outcome.status == "failed":
-            raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+        # KFP owns retries, so Loopline's own retry loop is off inside a task.
+        outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
         manifest = store.read_manifest(spec.name, step) or {}
         for name, artifact in outputs.items():
             entry = manifest["outputs"][name]

@@ -203,3 +203,18 @@ def _commit(run: Run, step: str, plan: StepPlan, staging: Path, result: StepResu
 def _output_uris(run: Run, step: str, manifest: dict[str, Any]) -> dict[str, str]:
     return {name: run.store.uri(run.loaded.spec.name, step, entry["path"])
             for name, entry in manifest.get("outputs", {}).items()}
+
+
+def execute_single_step(run: Run, step: str, *, retries: int | None = None,
+                        force: bool = False, raise_on_failure: bool = False) -> StepOutcome:
+    """One step as its own run (an orchestrator task, `loopline step`): execute it, close the
+    tracking run with its status, and raise for orchestrators that retry failed tasks."""
+    status = "failed"
+    try:
+        outcome = execute_step(run, step, retries=retries, force=force)
+        status = outcome.status
+    finally:
+        run.tracker.finish(status)
+    if raise_on_failure and outcome.status == "failed":
+        raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+    return outcome
