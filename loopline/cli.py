@@ -83,11 +83,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def cmd_step(args: argparse.Namespace) -> int:
     if params_json := os.environ.get("LOOPLINE_PARAMS_JSON"):
         # An orchestrator's run-time params (Airflow pods, KFP): overrides like --set.
-        from loopline.backends.airflow_task import overrides_from_params
         from loopline.components.validation import load_pipeline
+        from loopline.spec.params import overrides_from_values
 
         known = load_pipeline(args.file).params.flat
-        args.set = [*(args.set or []), *overrides_from_params(json.loads(params_json), known)]
+        args.set = [*(args.set or []), *overrides_from_values(json.loads(params_json), known)]
     loaded = _load(args)
     if args.step not in loaded.spec.steps:
         print(f"{loaded.display}: no step {args.step!r}", file=sys.stderr)

@@ -94,9 +94,7 @@ def _operator(loaded: LoadedSpec, step: str, spec_path: str) -> Any:
     }
     if gpu:
         common["queue"] = GPU_QUEUE  # Celery: only workers on GPU machines listen here
-    cpu = float(str(resources.cpu).removesuffix("m")) / (1000 if str(resources.cpu).endswith(
-        "m") else 1) if resources.cpu else 1.0
-    common["pool_slots"] = max(1, math.ceil(cpu))  # a 2-CPU step takes 2 slots of its pool
+    common["pool_slots"] = max(1, math.ceil(resources.cpu_cores()))  # 2 CPUs, 2 pool slots
     templated = {"spec_path": spec_path, "step": step, "run_id": "{{ run_id }}",
                  "params_json": "{{ params | tojson }}"}
     if isolation.mode == "kubernetes":

@@ -11,27 +11,15 @@ import sys
 from typing import Any
 
 
-def overrides_from_params(params: dict[str, Any], known: dict[str, Any]) -> list[str]:
-    """DAG params (sections from the trigger form, or dotted keys in a run's conf) as `--set`
-    overrides: every leaf that params.yaml has and this run changed."""
-    from loopline.spec.params import flatten
-
-    leaves = {key: value for key, value in flatten(params) if not isinstance(value, dict)}
-    return [f"{key}={json.dumps(value)}" for key, value in sorted(leaves.items())
-            if key in known and value != known[key]]
-
-
 def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
              **context: Any) -> dict[str, Any]:
     """Run one step for an Airflow task; raise on failure so Airflow retries it."""
-    from loopline.components.validation import load_pipeline
+    from loopline.components.validation import load_pipeline_with_values
     from loopline.runtime.context import Run
     from loopline.runtime.executor import execute_single_step
     from loopline.runtime.hooks import ConsoleProgress
 
-    params = json.loads(params_json or "{}")
-    defaults = load_pipeline(spec_path).params.flat
-    loaded = load_pipeline(spec_path, overrides_from_params(params, defaults))
+    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
     safe_run_id = "airflow-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
     run = Run(loaded, safe_run_id, "airflow", orchestrator_run=run_id,
               hooks=ConsoleProgress(sys.stdout))

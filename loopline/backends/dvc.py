@@ -68,10 +68,8 @@ class DvcCompiler(Compiler):
                     metrics.append({path: {"cache": False}})
                 elif output.kind == "plots":
                     stage_plots.append({path: {"cache": False}})
-                    if spec.steps[step].component == "evaluate.gate":
-                        plots += [{f"{path}/roc.json": {"x": "fpr", "y": "tpr", "title": "ROC"}},
-                                  {f"{path}/pr.json": {"x": "recall", "y": "precision",
-                                                       "title": "Precision-recall"}}]
+                    plots += [{f"{path}/{name}": dict(props)}
+                              for name, props in component.plots.items()]
                 else:
                     outs.append(path)
             outs.append({str(folder / "_loopline.json"): {"cache": False}})

@@ -17,9 +17,8 @@ from typing import Any
 
 def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
                  inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-    from loopline.backends.airflow_task import overrides_from_params
     from loopline.components import registry
-    from loopline.components.validation import load_pipeline
+    from loopline.components.validation import load_pipeline_with_values
     from loopline.runtime.context import Run
     from loopline.runtime.executor import execute_single_step
     from loopline.runtime.hashing import path_md5
@@ -27,8 +26,7 @@ def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
 
     info = json.loads(step_json)
     spec_path = Path(info["project_root"]) / info["spec"]
-    known = load_pipeline(spec_path).params.flat
-    loaded = load_pipeline(spec_path, overrides_from_params(params or {}, known))
+    loaded = load_pipeline_with_values(spec_path, params)
     spec, step = loaded.spec, info["step"]
     with tempfile.TemporaryDirectory(prefix="loopline-kfp-") as tmp:
         store = ArtifactStore(Path(tmp))

@@ -97,5 +97,9 @@ class Component:
     check: Checker | None = None
     # External data the step reads (paths/URIs), for cache keys and DVC deps.
     sources: SourceLister | None = None
-    # Registry-writing steps fold the registry URI into their cache key.
+    # Steps that write the registry (need registry.model_name) ...
     touches_registry: bool = False
+    # ... or read it (the champion): both fold the registry URI into their cache key.
+    reads_registry: bool = False
+    # Plot definitions for files inside a `plots` output (DVC's x/y/title), by file name.
+    plots: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -120,11 +119,6 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
     return StepResult(metrics=values, facts={"gate": gate})
 
 
-def _dvc_plots(params: EvaluateParams, folder: Path) -> dict[str, dict[str, str]]:
-    return {str(folder / "roc.json"): {"x": "fpr", "y": "tpr", "title": "ROC"},
-            str(folder / "pr.json"): {"x": "recall", "y": "precision", "title": "PR"}}
-
-
 COMPONENT = Component(
     name="evaluate.gate",
     version="1",
@@ -142,5 +136,7 @@ COMPONENT = Component(
         "metrics": Output("metrics.json", "metrics", "Challenger metrics (DVC metrics)."),
         "plots": Output("plots", "plots", "evaluation.png + roc/pr/confusion JSON."),
     },
-    touches_registry=False,
+    reads_registry=True,
+    plots={"roc.json": {"x": "fpr", "y": "tpr", "title": "ROC"},
+           "pr.json": {"x": "recall", "y": "precision", "title": "Precision-recall"}},
 )

@@ -111,13 +111,10 @@ def _functions() -> dict[str, Callable[..., Any]]:
     import numpy as np
     import pandas as pd
 
-    def series_like(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return fn
-
     return {
         "abs": np.abs, "ceil": np.ceil, "clip": np.clip, "exp": np.exp, "floor": np.floor,
         "isnull": pd.isna, "notnull": pd.notna, "log": np.log, "log1p": np.log1p,
-        "maximum": np.maximum, "minimum": np.minimum, "round": series_like(np.round),
+        "maximum": np.maximum, "minimum": np.minimum, "round": np.round,
         "sqrt": np.sqrt, "where": np.where,
     }
 

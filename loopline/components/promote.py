@@ -108,14 +108,15 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     # would refuse to load without a trusted-types list; MLflow's warning about it is noise.
     for flavour in ("mlflow.sklearn", "mlflow.pytorch"):
         logging.getLogger(flavour).setLevel(logging.ERROR)
+    tags = {**_lineage_tags(ctx, verdict, validation, info), **params.tags}
     try:
-        logged = _log_model(model, info, name, _lineage_tags(ctx, verdict, validation, info))
+        logged = _log_model(model, info, name, tags)
     finally:
         if started_here:
             mlflow.end_run()
     version = str(logged.registered_model_version)
     client = reg.client(ctx.tracking_uri, ctx.registry_uri)
-    for key, value in {**_lineage_tags(ctx, verdict, validation, info), **params.tags}.items():
+    for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 
     # The registered copy must predict exactly what we trained before any alias points at it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -10,6 +11,7 @@ from loopline.components import registry
 from loopline.components.contract import Component, ComponentParams
 from loopline.spec.errors import SpecError, SpecProblem
 from loopline.spec.load import LoadedSpec, _suggest, load_spec, pydantic_problems
+from loopline.spec.params import overrides_from_values
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
@@ -19,6 +21,14 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Loade
     if problems:
         raise SpecError(problems)
     return loaded
+
+
+def load_pipeline_with_values(path: str | Path, values: dict[str, Any] | None) -> LoadedSpec:
+    """Load a spec with an orchestrator's run-time param values (Airflow's trigger form, KFP's
+    `params` parameter, a pod's LOOPLINE_PARAMS_JSON) applied like `--set`."""
+    loaded = load_pipeline(path)
+    overrides = overrides_from_values(values or {}, loaded.params.flat)
+    return load_pipeline(path, overrides) if overrides else loaded
 
 
 def step_params(loaded: LoadedSpec, step: str) -> ComponentParams:

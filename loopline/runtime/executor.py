@@ -74,7 +74,7 @@ def plan_step(run: Run, step: str) -> StepPlan:
             raise MissingInput(f"input {name!r} needs {ref}, which has no complete output; "
                                f"run step {upstream!r} first")
         entry = manifest["outputs"][output]
-        inputs[name] = store.local_path(loaded.spec.name, upstream, entry["path"])
+        inputs[name] = store.local_path(loaded.spec.name, upstream, entry["path"], entry["hash"])
         input_hashes[name] = entry["hash"]
         data_hashes.update(manifest.get("data_hashes", {}))
     sources = component.sources(params, loaded.project_root) if component.sources else []
@@ -88,7 +88,7 @@ def plan_step(run: Run, step: str) -> StepPlan:
         "inputs": input_hashes,
         "sources": {s: data_hashes[s] for s in sources},
     }
-    if component.touches_registry or spec_step.component == "evaluate.gate":
+    if component.touches_registry or component.reads_registry:
         key_material["registry"] = run.registry_uri
     return StepPlan(component, params, stable_hash(key_material)[:24], inputs, input_hashes,
                     data_hashes)

@@ -41,13 +41,3 @@ class ConsoleProgress:
         suffix = f" — {note}" if note else ""
         self._print(f"  {symbol} {step}: {status} in {seconds:.2f}s{suffix}")
 
-
-class SilentHooks:
-    def step_started(self, step: str, index: int, total: int, attempt: int) -> None:
-        pass
-
-    def step_log(self, step: str, message: str) -> None:
-        pass
-
-    def step_finished(self, step: str, status: str, seconds: float, note: str) -> None:
-        pass

@@ -36,7 +36,7 @@ class ArtifactStore:
         except (OSError, ValueError):
             return None
 
-    def local_path(self, pipeline: str, step: str, filename: str) -> Path:
+    def local_path(self, pipeline: str, step: str, filename: str, digest: str = "") -> Path:
         return self.step_dir(pipeline, step) / filename
 
     def outputs_intact(self, pipeline: str, step: str, manifest: dict[str, Any]) -> bool:
@@ -97,12 +97,10 @@ class FsspecStore(ArtifactStore):
         return all(self.fs.exists(self._remote(pipeline, step, e["path"]))
                    for e in manifest.get("outputs", {}).values())
 
-    def local_path(self, pipeline: str, step: str, filename: str) -> Path:
-        """Download once into the local cache, keyed by the manifest's hash of the output."""
-        manifest = self.read_manifest(pipeline, step) or {}
-        digest = next((e["hash"] for e in manifest.get("outputs", {}).values()
-                       if e["path"] == filename), "unknown")
-        local = self.root / pipeline / step / digest / filename
+    def local_path(self, pipeline: str, step: str, filename: str, digest: str = "") -> Path:
+        """Download once into the local cache, keyed by the output's content hash (which the
+        caller has from the manifest it just read)."""
+        local = self.root / pipeline / step / (digest or "unknown") / filename
         if not local.exists():
             local.parent.mkdir(parents=True, exist_ok=True)
             tmp = local.with_name(local.name + ".part")

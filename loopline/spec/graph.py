@@ -52,15 +52,3 @@ def topological_order(spec: PipelineSpec) -> list[str]:
         visit(name)
     return order
 
-
-def downstream_closure(spec: PipelineSpec, step: str) -> set[str]:
-    """Every step that depends on `step`, directly or not."""
-    found: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name in spec.steps:
-            if name not in found and any(d == step or d in found for d in upstream(spec, name)):
-                found.add(name)
-                changed = True
-    return found

@@ -34,6 +34,13 @@ class Resources(_Frozen):
     memory: str | None = Field(None, description='Memory request: "4Gi", "512Mi".')
     gpu: GpuSpec | int | None = Field(None, description="A GPU count, or count/type/require.")
 
+    def cpu_cores(self) -> float:
+        """The CPU request in cores ("500m" -> 0.5); 1 when none is given."""
+        if self.cpu is None:
+            return 1.0
+        text = str(self.cpu)
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
     @field_validator("cpu", mode="before")
     @classmethod
     def _cpu(cls, value: Any) -> Any:

@@ -96,6 +96,16 @@ def _did_you_mean(key: str, known: dict[str, Any]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def overrides_from_values(values: dict[str, Any], known: dict[str, Any]) -> list[str]:
+    """Run-time param values (sections, or dotted keys) as `--set` overrides: every leaf that
+    params.yaml has and the run changed. Orchestrators pass these from trigger forms."""
+    import json
+
+    leaves = {key: value for key, value in flatten(values) if not isinstance(value, dict)}
+    return [f"{key}={json.dumps(value)}" for key, value in sorted(leaves.items())
+            if key in known and value != known[key]]
+
+
 def resolve(doc: LocatedDocument, params: Params) -> tuple[Any, dict[Loc, set[str]]]:
     """Replace every reference in the spec; return the data and which keys each spot used."""
     problems: list[SpecProblem] = []
