@@ -166,6 +166,12 @@ class AirflowServices:
                                                env={**self.env, **extra_env}, stdout=log,
                                                stderr=subprocess.STDOUT))
 
+    def start_core(self, port: int) -> None:
+        """What every deployment runs: the API server (loopback only), scheduler, dag-processor."""
+        self.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+        self.start("scheduler", "scheduler")
+        self.start("dag-processor", "dag-processor")
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -249,9 +255,7 @@ def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgre
     migrate(env)
     services = AirflowServices(env, tmp_path / "logs")
     try:
-        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        services.start("scheduler", "scheduler")
-        services.start("dag-processor", "dag-processor")
+        services.start_core(port)
         wait_for_port(port, services.processes, tmp_path / "logs")
         state, tasks = _trigger_and_wait(port, "flights")
         assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
@@ -299,9 +303,7 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
     migrate(env)
     services = AirflowServices(env, tmp_path / "logs")
     try:
-        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        services.start("scheduler", "scheduler")
-        services.start("dag-processor", "dag-processor")
+        services.start_core(port)
         for worker in ("worker-a", "worker-b"):  # each serves its task logs on its own port
             services.start(worker, "celery", "worker", "--concurrency", "1",
                            "--celery-hostname", f"{worker}@%h", LOOPLINE_TEST_WORKER=worker,
