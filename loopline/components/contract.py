@@ -101,5 +101,8 @@ class Component:
     touches_registry: bool = False
     # ... or read it (the champion): both fold the registry URI into their cache key.
     reads_registry: bool = False
+    # False for steps whose result depends on the world outside their inputs (whichever
+    # version is champion now, the latest scored batches): they run every time.
+    cacheable: bool = True
     # Plot definitions for files inside a `plots` output (DVC's x/y/title), by file name.
     plots: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

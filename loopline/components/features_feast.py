@@ -112,7 +112,9 @@ def run(ctx: StepContext, params: FeastParams) -> StepResult:
         if len(enriched):
             coverage[split] = float(enriched[names].notna().all(axis=1).mean())
     ctx.output_path("schema").write_text(json.dumps(
-        {"service": params.service, "features": names, "coverage": coverage}, indent=2))
+        {"service": params.service, "features": names, "coverage": coverage,
+         "repo": params.repo, "timestamp_column": params.timestamp_column,
+         "assume_utc": params.assume_utc}, indent=2))
     ctx.log(f"{len(names)} features from {params.service!r}; rows with every feature: "
             + ", ".join(f"{k} {v:.1%}" for k, v in coverage.items()))
     return StepResult(metrics={f"coverage_{k}": v for k, v in coverage.items()})
@@ -129,7 +131,8 @@ COMPONENT = Component(
     outputs={
         "train": Output("train.parquet", "dataset", "Train rows with features joined."),
         "eval": Output("eval.parquet", "dataset", "Eval rows with features joined."),
-        "schema": Output("feast.json", "json", "Service, feature names, coverage."),
+        "schema": Output("feast.json", "json",
+                         "Service, repo, timestamp column, feature names, coverage."),
     },
     check=_check,
     sources=_sources,

@@ -17,6 +17,11 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"
 EVENT_PREFIX = "loopline.event."
+# Model-version tags that tie a version to what it was trained on.
+REFERENCE_TAG = "loopline.reference"
+FEAST_TAG = "loopline.feast"
+MODEL_INFO_TAG = "loopline.model_info"
+REFERENCE_DIR = "reference"
 
 
 class RegistryError(Exception):

@@ -81,6 +81,9 @@ def _lineage_tags(ctx: StepContext, verdict: dict[str, Any], validation: dict[st
             {"success": validation["success"], "expectations": validation.get("expectations"),
              "failed": len(validation["failed"])})
     tags["loopline.estimator"] = str(info.get("estimator"))
+    # What scoring and drift need to know about the model without loading it.
+    keep = ("task", "label", "inputs", "classes", "flavor")
+    tags[reg.MODEL_INFO_TAG] = json.dumps({k: info.get(k) for k in keep})[:4900]
     return tags
 
 
@@ -109,8 +112,19 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     for flavour in ("mlflow.sklearn", "mlflow.pytorch"):
         logging.getLogger(flavour).setLevel(logging.ERROR)
     tags = {**_lineage_tags(ctx, verdict, validation, info), **params.tags}
+    features_path = ctx.input_path("features")
+    if features_path is not None:
+        tags[reg.FEAST_TAG] = json.dumps(
+            {k: v for k, v in json.loads(features_path.read_text()).items()
+             if k in ("service", "repo", "timestamp_column", "assume_utc", "features")})[:4900]
     try:
         logged = _log_model(model, info, name, tags)
+        reference_path = ctx.input_path("reference")
+        if reference_path is not None:
+            # The drift job's baseline travels with the model version, not as a path typed twice.
+            mlflow.log_artifact(str(reference_path), artifact_path=reg.REFERENCE_DIR)
+            tags[reg.REFERENCE_TAG] = (f"runs:/{mlflow.active_run().info.run_id}/"
+                                       f"{reg.REFERENCE_DIR}/{reference_path.name}")
     finally:
         if started_here:
             mlflow.end_run()
@@ -162,6 +176,10 @@ COMPONENT = Component(
         "verdict": Input("The gate's verdict."),
         "validation": Input("Validation summary, for lineage.", optional=True),
         "sample": Input("Rows to smoke-test the registered copy.", optional=True),
+        "reference": Input("The training rows, kept with the version as drift's baseline.",
+                           optional=True),
+        "features": Input("The Feast join (service, repo), so scoring joins the same.",
+                          optional=True),
     },
     outputs={"registered": Output("registered.json", "json", "Name, version, aliases.")},
     touches_registry=True,

@@ -32,6 +32,8 @@ BUILTINS: dict[str, str] = {
     "train.torch": "loopline.components.train_torch:COMPONENT",
     "evaluate.gate": "loopline.components.evaluate:COMPONENT",
     "registry.promote": "loopline.components.promote:COMPONENT",
+    "predict.batch": "loopline.components.predict:COMPONENT",
+    "drift.evidently": "loopline.components.drift:COMPONENT",
 }
 
 

@@ -76,7 +76,27 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
         if component.check is not None:
             for loc, message in component.check(params, loaded.project_root):
                 problems.append(doc.problem((*base, "params", *loc), message))
+    problems += _retrain_problems(loaded, components)
     if spec.registry is None and any(c.touches_registry for c in components.values()):
         problems.append(doc.problem(("registry",), "a step uses the model registry: "
                                     "add registry.model_name"))
+    return problems
+
+
+def _retrain_problems(loaded: LoadedSpec, components: dict[str, Component]) -> list[SpecProblem]:
+    retrain, doc = loaded.spec.retrain, loaded.doc
+    if retrain is None:
+        return []
+    problems = []
+    step = components.get(retrain.step)
+    if retrain.step not in loaded.spec.steps:
+        problems.append(doc.problem(("retrain", "step"), f"no step {retrain.step!r}"
+                                    + _suggest(retrain.step, list(loaded.spec.steps))))
+    elif step is not None and "summary" not in step.outputs:
+        problems.append(doc.problem(("retrain", "step"),
+                                    f"step {retrain.step!r} ({step.name}) writes no drift "
+                                    "summary; name a drift.evidently step"))
+    if not (loaded.project_root / retrain.pipeline).is_file():
+        problems.append(doc.problem(("retrain", "pipeline"),
+                                    f"{retrain.pipeline} not found under {loaded.project_root}"))
     return problems

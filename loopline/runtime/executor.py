@@ -128,7 +128,8 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
         hooks.step_finished(step, "failed", 0.0, str(exc))
         return StepOutcome("failed", error=str(exc))
     manifest = store.read_manifest(pipeline, step)
-    reusable = manifest and not force and loaded.spec.steps[step].cache
+    reusable = (manifest and not force and loaded.spec.steps[step].cache
+                and plan.component.cacheable)
     if reusable and manifest.get("key") == plan.key and \
             store.outputs_intact(pipeline, step, manifest):
         note = f"cached: inputs, params and code unchanged (key {plan.key[:8]}, " \

@@ -159,6 +159,35 @@ class ArtifactsSpec(_Frozen):
 
 
 StepName = Annotated[str, Field(pattern=NAME_PATTERN)]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: str | int | float) -> float:
+    """`90`, `"45s"`, `"30m"`, `"1h"`, `"2d"` -> seconds."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30m, 1h or 2d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class RetrainSpec(_Frozen):
+    """What a drift job starts when its drift step decides `action: retrain`."""
+
+    pipeline: str = Field(description="The training spec to run, relative to the project root.")
+    step: str = Field(description="The step whose drift summary decides (drift.evidently).")
+    cooldown: str | int | float = Field(
+        "1h", description="After a trigger, later ones wait this long (30m, 1h, 2d).")
+
+    @field_validator("cooldown")
+    @classmethod
+    def _duration(cls, value: str | int | float) -> str | int | float:
+        duration_seconds(value)
+        return value
+
+    @property
+    def cooldown_s(self) -> float:
+        return duration_seconds(self.cooldown)
 
 
 class PipelineSpec(_Frozen):
@@ -175,6 +204,8 @@ class PipelineSpec(_Frozen):
     secrets: dict[str, SecretRef] = Field(
         default_factory=dict, description="Env var name -> Kubernetes secret reference.")
     steps: dict[StepName, StepSpec] = Field(min_length=1)
+    retrain: RetrainSpec | None = Field(
+        None, description="Drift jobs: the training pipeline that drift starts.")
 
     @model_validator(mode="after")
     def _step_names(self) -> PipelineSpec:

@@ -1,0 +1,201 @@
+"""`drift.evidently`: is production data still like the champion's training data?
+
+Reference: the champion's own training rows, fetched through its model version's lineage.
+Current: the latest batches `predict.batch` kept (or a `current` input). Statistics are
+Evidently's formulas computed once per column (drift_stats); Evidently renders the HTML
+report from a sample. The JSON summary is the contract of `loopline drift --json`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from loopline.components import monitoring
+from loopline.components.champion import ModelVersion, NoChampion, resolve
+from loopline.components.contract import (
+    Component,
+    ComponentParams,
+    Input,
+    Output,
+    StepContext,
+    StepFailed,
+    StepResult,
+)
+from loopline.components.drift_check import DriftRules, SchemaMismatch, Thresholds, compare
+from loopline.components.drift_stats import column_drift, is_drift
+from loopline.components.predict import MODEL_VERSION, PREDICTION
+
+
+class DriftParams(ComponentParams):
+    model: str = Field("champion", description="Registry alias or version to compare with.")
+    rules: DriftRules = Field(default_factory=DriftRules)
+    columns: list[str] | None = Field(
+        None, description="Columns to compare; default: the model's inputs except timestamps.")
+    monitoring: str = Field(monitoring.DEFAULT_FOLDER,
+                            description="Where predict.batch keeps scored batches.")
+    window: int = Field(1, ge=1, description="How many of the latest batches form `current`.")
+    min_rows: int = Field(100, ge=1, description="Fewer current rows: warn, decide nothing.")
+    prediction: Thresholds | None = Field(
+        Thresholds(warn=0.1, retrain=0.25), description="PSI limits on the prediction; null: off.")
+    metric_max_drop: float | None = Field(
+        0.05, ge=0, description="Retrain when labels show the primary metric this far below "
+                                "the champion's evaluation; null: off.")
+    report_rows: int = Field(20_000, ge=100, description="Rows per side in the HTML report.")
+
+
+def _current(ctx: StepContext, params: DriftParams, model_name: str) -> tuple[Any, list[str]]:
+    import pandas as pd
+
+    given = ctx.input_path("current")
+    if given is not None:
+        return pd.read_parquet(given), [str(given)]
+    folder = monitoring.batch_folder(ctx.project_root, params.monitoring, model_name)
+    batches = monitoring.latest(folder, params.window)
+    if not batches:
+        return pd.DataFrame(), []
+    return pd.concat([pd.read_parquet(p) for p in batches], ignore_index=True), \
+        [str(p) for p in batches]
+
+
+def _default_columns(champion: ModelVersion, reference: Any) -> list[str]:
+    import pandas as pd
+
+    inputs = champion.info.get("inputs") or [c for c in reference.columns
+                                             if c != champion.info.get("label")]
+    # Timestamps always drift (time moves on); they say nothing about the data.
+    return [c for c in inputs if c in reference.columns
+            and not pd.api.types.is_datetime64_any_dtype(reference[c])]
+
+
+def _predictions(champion: ModelVersion, model: Any, frame: Any) -> Any:
+    from loopline.components.metrics import predict_scores
+
+    if PREDICTION in frame.columns and MODEL_VERSION in frame.columns and \
+            (frame[MODEL_VERSION].astype(str) == champion.version).all():
+        return frame[PREDICTION].to_numpy()
+    return predict_scores(model, frame, champion.info.get("task", "classification"))
+
+
+def _performance(champion: ModelVersion, current: Any, scores: Any,
+                 max_drop: float) -> dict[str, Any] | None:
+    """The champion's primary metric on labelled current rows vs its evaluation."""
+    from loopline.components.metrics import HIGHER_IS_BETTER, quality
+
+    label, metric = champion.info.get("label"), champion.primary_metric
+    if not label or label not in current.columns or metric not in champion.eval_metrics:
+        return None
+    known = current[label].notna().to_numpy()
+    if known.sum() < 2 or current[label][known].nunique() < 2:
+        return None
+    now = quality(champion.info.get("task", "classification"), current[label][known].to_numpy(),
+                  scores[known], champion.info.get("classes") or [False, True])[metric]
+    before = champion.eval_metrics[metric]
+    drop = (before - now) if HIGHER_IS_BETTER.get(metric, True) else (now - before)
+    return {"metric": metric, "evaluation": before, "current": now, "drop": drop,
+            "max_drop": max_drop, "labelled_rows": int(known.sum()), "degraded": drop > max_drop}
+
+
+def _write(ctx: StepContext, summary: dict[str, Any]) -> StepResult:
+    ctx.output_path("summary").write_text(json.dumps(summary, indent=2, default=float))
+    if not ctx.output_path("report").exists():
+        ctx.output_path("report").write_text(
+            "<html><body><p>No drift report: " + "; ".join(summary.get("warnings", []))
+            + "</p></body></html>")
+    for warning in summary.get("warnings", []):
+        ctx.log(f"WARNING: {warning}")
+    ctx.log(f"drift: {summary['drift']}, action: {summary['action']}"
+            + (f" ({'; '.join(summary['reasons'])})" if summary.get("reasons") else ""))
+    metrics = {"share_drifted": summary["share_drifted"],
+               "retrain": float(summary["action"] == "retrain")}
+    return StepResult(metrics=metrics, facts={"drift": {k: summary[k] for k in
+                                                       ("drift", "action", "share_drifted")}})
+
+
+def _empty(reason: str, **extra: Any) -> dict[str, Any]:
+    return {"drift": False, "action": "none", "share_drifted": 0.0, "columns": {},
+            "reasons": [], "warnings": [reason], **extra}
+
+
+def run(ctx: StepContext, params: DriftParams) -> StepResult:
+    try:
+        champion = resolve(ctx, params.model)
+    except NoChampion as exc:
+        return _write(ctx, _empty(f"{exc}; nothing compared, nothing triggered"))
+    current, window = _current(ctx, params, champion.name)
+    facts = {"champion": {"name": champion.name, "version": champion.version},
+             "window": window}
+    if len(current) < params.min_rows:
+        what = "the current window is empty" if current.empty else \
+            f"the current window has {len(current)} rows (< min_rows {params.min_rows})"
+        return _write(ctx, _empty(f"{what}; no drift decision, nothing triggered", **facts))
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = champion.reference(Path(scratch))
+    columns = params.columns or _default_columns(champion, reference)
+    extra: dict[str, str] = {}
+    summary: dict[str, Any] = {**facts, "rows": {"reference": len(reference),
+                                                 "current": len(current)}}
+    try:
+        model = None
+        if params.prediction is not None or params.metric_max_drop is not None:
+            model = champion.load()
+            current_scores = _predictions(champion, model, current)
+        if params.prediction is not None:
+            reference_scores = _predictions(champion, model, reference)
+            prediction = column_drift(PREDICTION, "psi", reference_scores, current_scores,
+                                      True, params.prediction.warn)
+            retrain = is_drift("psi", prediction.score, params.prediction.retrain)
+            summary["prediction"] = {**prediction.to_json(), "retrain_threshold":
+                                     params.prediction.retrain}
+            level = "retrain" if retrain else "alert" if prediction.drifted else "none"
+            extra[f"prediction drift (PSI {prediction.score:.3f})"] = level
+        if params.metric_max_drop is not None:
+            performance = _performance(champion, current, current_scores, params.metric_max_drop)
+            summary["performance"] = performance
+            if performance and performance["degraded"]:
+                extra[f"{performance['metric']} {performance['current']:.3f} vs "
+                      f"{performance['evaluation']:.3f} at evaluation"] = "retrain"
+        verdict = compare(reference, current, columns, params.rules, extra)
+    except (SchemaMismatch, KeyError) as exc:
+        raise StepFailed(str(exc).strip("'\"")) from exc
+    summary.update({"drift": verdict.action != "none", "action": verdict.action,
+                    "share_drifted": verdict.share_drifted, "reasons": verdict.reasons,
+                    "columns": verdict.columns_json(), "warnings": []})
+    _report(ctx, params, reference, current, verdict, summary)
+    return _write(ctx, summary)
+
+
+def _report(ctx: StepContext, params: DriftParams, reference: Any, current: Any,
+            verdict: Any, summary: dict[str, Any]) -> None:
+    from loopline.components import drift_report
+    from loopline.components.drift_check import is_numeric
+
+    numeric = [c.column for c in verdict.columns if is_numeric(reference[c.column])]
+    categorical = [c.column for c in verdict.columns if c.column not in numeric]
+    rows = drift_report.render(reference, current, numeric, categorical,
+                               {c.column: c.method for c in verdict.columns},
+                               {c.column: c.threshold for c in verdict.columns},
+                               ctx.output_path("report"), params.report_rows)
+    summary["report_sample_rows"] = rows
+
+
+COMPONENT = Component(
+    name="drift.evidently",
+    version="1",
+    description="Compare current data with the champion's training data; decide on retraining.",
+    params=DriftParams,
+    run=run,
+    inputs={"current": Input("Current rows; default: the latest batches predict.batch kept.",
+                             optional=True)},
+    outputs={
+        "summary": Output("drift.json", "json",
+                          "drift, share_drifted, per-column method/score/threshold, action."),
+        "report": Output("report.html", "report", "Evidently's data drift report (a sample)."),
+    },
+    reads_registry=True,
+    cacheable=False,
+)
