@@ -220,6 +220,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_spec_errors
+def cmd_drift(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    from loopline.backends.drift_local import run_drift
+    from loopline.drift_cli import print_drift
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_drift(loaded, args.set or [], dry_run=args.dry_run)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_drift(result)
+    return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from loopline.features_cli import features_command
 
@@ -254,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", action="append", metavar="STEP", help="run only these steps")
     run.add_argument("--backend", default="local", choices=["local", "kfp-local"],
                      help="local (default), or kfp-local: the compiled KFP graph on this machine")
+    drift = spec_command("drift", cmd_drift, "run a drift spec; on drift, run its training "
+                         "pipeline (exit 0 whether or not it drifted)")
+    drift.add_argument("--json", action="store_true", help="print the drift summary as JSON")
+    drift.add_argument("--dry-run", action="store_true",
+                       help="decide, but print the retraining command instead of running it")
     step = spec_command("step", cmd_step, "run one step (what DVC and Airflow tasks call)")
     step.add_argument("step")
     step.add_argument("--fingerprint", help="refuse if the step changed since compilation")

@@ -52,11 +52,18 @@ def _list(client: object, args: argparse.Namespace) -> int:
               f"{row.metrics:22} {row.created}")
     print("history (newest last):")
     for event in events:
-        target = f"v{event['version']}" if event.get("version") else \
-            f"kept (candidate v{event.get('candidate')})"
-        before = f" (was v{event['previous']})" if event.get("previous") else ""
-        print(f"  {event['time']}  {event['alias']:>10} -> {target}{before}  {event['reason']}")
+        print(f"  {event['time']}  {_describe(event)}")
     return 0
+
+
+def _describe(event: dict[str, object]) -> str:
+    if event.get("kind") == "retrain":
+        return (f"{'retrain':>10} -> {event.get('pipeline')} on {event.get('orchestrator')} "
+                f"(champion v{event.get('champion')})  {event.get('reason')}")
+    target = f"v{event['version']}" if event.get("version") else \
+        f"kept (candidate v{event.get('candidate')})"
+    before = f" (was v{event['previous']})" if event.get("previous") else ""
+    return f"{event['alias']:>10} -> {target}{before}  {event['reason']}"
 
 
 def _promote(client: object, args: argparse.Namespace) -> int:

@@ -71,12 +71,14 @@ class SchemaMismatch(ValueError):
 class Verdict:
     columns: list[ColumnDrift]
     severities: dict[str, str]
+    retrain_thresholds: dict[str, float]
     share_drifted: float
     action: Action
     reasons: list[str] = field(default_factory=list)
 
     def columns_json(self) -> dict[str, dict[str, Any]]:
         return {c.column: {**{k: v for k, v in c.to_json().items() if k != "column"},
+                           "retrain_threshold": self.retrain_thresholds[c.column],
                            "severity": self.severities[c.column]} for c in self.columns}
 
 
@@ -112,7 +114,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[st
             rules: DriftRules, extra_reasons: Mapping[str, Action] | None = None) -> Verdict:
     """Score every column; `extra_reasons` (e.g. prediction drift) add to the decision."""
     check_schema(reference, current, columns)
-    results, severities = [], {}
+    results, severities, retrain_at = [], {}, {}
     for column in columns:
         numeric = is_numeric(reference[column])
         method = rules.method_for(column, numeric)
@@ -124,6 +126,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[st
                               current[column].to_numpy(), numeric, limits.warn)
         results.append(result)
         severities[column] = _severity(result, limits)
+        retrain_at[column] = limits.retrain
     drifted = [c for c in results if c.drifted]
     share = len(drifted) / len(results) if results else 0.0
     reasons: list[str] = []
@@ -140,4 +143,4 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[st
     if drifted and not reasons:
         reasons.append(f"drift in {', '.join(c.column for c in drifted)}")
     reasons += [reason for reason, level in extra.items() if level != "none"]
-    return Verdict(results, severities, share, action, reasons)
+    return Verdict(results, severities, retrain_at, share, action, reasons)

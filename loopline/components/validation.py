@@ -88,6 +88,9 @@ def _retrain_problems(loaded: LoadedSpec, components: dict[str, Component]) -> l
     if retrain is None:
         return []
     problems = []
+    if loaded.spec.registry is None:
+        problems.append(doc.problem(("retrain",), "drift is judged against the registry's "
+                                    "champion: add registry.model_name"))
     step = components.get(retrain.step)
     if retrain.step not in loaded.spec.steps:
         problems.append(doc.problem(("retrain", "step"), f"no step {retrain.step!r}"

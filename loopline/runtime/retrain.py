@@ -44,9 +44,9 @@ def _past_triggers(client: Any, name: str) -> list[dict[str, Any]]:
 
 
 def decide(loaded: LoadedSpec, summary: dict[str, Any], tracking_uri: str,
-           registry_uri: str, orchestrator: str, run_ref: str, record: bool = True,
-           now: float | None = None) -> Trigger:
-    """Turn a drift summary into a trigger (recorded when `record`), or say why not."""
+           registry_uri: str, orchestrator: str, run_ref: str, now: float | None = None,
+           ) -> Trigger:
+    """Turn a drift summary into a trigger, or say why not; `record` it once acted on."""
     retrain = loaded.spec.retrain
     if retrain is None:
         return Trigger(False, "the spec declares no `retrain:`")
@@ -73,9 +73,21 @@ def decide(loaded: LoadedSpec, summary: dict[str, Any], tracking_uri: str,
              "drift_pipeline": loaded.spec.name, "orchestrator": orchestrator,
              "run": run_ref, "epoch": now,
              "champion": (summary.get("champion") or {}).get("version")}
-    if record:
-        event = reg.record_event(client, name, **event)
     return Trigger(True, reason, retrain.pipeline, event=event)
+
+
+def record(loaded: LoadedSpec, trigger: Trigger, tracking_uri: str, registry_uri: str,
+           **facts: Any) -> dict[str, Any]:
+    """Write the trigger into the model's history; later drift events see it (cooldown)."""
+    assert trigger.retrain and loaded.spec.registry is not None
+    client = reg.client(tracking_uri, registry_uri)
+    return reg.record_event(client, loaded.spec.registry.model_name, **trigger.event, **facts)
+
+
+def training_spec(loaded: LoadedSpec) -> Any:
+    """The training pipeline the drift spec names, resolved against the project root."""
+    assert loaded.spec.retrain is not None
+    return loaded.project_root / loaded.spec.retrain.pipeline
 
 
 def drift_summary(loaded: LoadedSpec) -> dict[str, Any]:
