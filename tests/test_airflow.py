@@ -56,23 +56,30 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
             "timeout": flights.get_task("train").execution_timeout.total_seconds(),
             "params": sorted(flights.params.keys()),
             "outlets": [a.uri for a in flights.get_task("promote").outlets],
-            "schedule": str(flights.schedule),
+            "schedule": flights.timetable.summary,
+            "drift_tasks": {{t.task_id: sorted(t.upstream_task_ids)
+                            for t in bag.dags["flights_drift"].tasks}},
+            "retrain_outlets": [
+                a.uri for a in bag.dags["flights_drift"].get_task("retrain").outlets],
             "heavy": sorted(set({HEAVY!r}) & {{m.split(".")[0] for m in sys.modules}}),
         }}))
     """)
     result = python(code, env)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["dags"] == ["flights", "flights_torch"]
+    assert info["dags"] == ["flights", "flights_drift", "flights_scoring", "flights_torch"]
     assert len(info["errors"]) == 1
     (error,) = info["errors"].values()
     assert "broken.yaml:4: steps.a.component: unknown component 'nope.x'" in error
     assert info["tasks"]["evaluate"] == ["feast", "train", "validate"]
     assert info["tasks"]["ingest"] == []
     assert info["retries"] == 1 and info["timeout"] == 1800
-    assert info["params"] == ["data", "features", "gate", "torch", "train"]
+    assert info["params"] == ["data", "drift", "features", "gate", "scoring", "torch", "train"]
     assert "loopline://models/flights-late-arrival" in info["outlets"]
-    assert info["schedule"] == "@weekly"
+    # its own weekly schedule, or a drift job's retrain event, whichever comes first
+    assert info["schedule"] == "Asset or 0 0 * * 0"
+    assert info["drift_tasks"] == {"drift": [], "retrain": ["drift"]}
+    assert info["retrain_outlets"] == ["loopline://retrain/flights"]
     assert info["heavy"] == []
 
 
@@ -271,6 +278,85 @@ def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgre
     version = client.get_model_version_by_alias("flights-late-arrival", "champion")
     assert version.tags["loopline.orchestrator"] == "airflow"
     shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+def _dag_runs(port: int, dag_id: str) -> list[dict]:  # type: ignore[type-arg]
+    import requests
+
+    base, headers = _api(port)
+    return requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns", headers=headers,
+                        timeout=30).json()["dag_runs"]
+
+
+def _unpause(port: int, dag_id: str) -> None:
+    import requests
+
+    base, headers = _api(port)
+    deadline = time.time() + 120
+    while not requests.patch(f"{base}/api/v2/dags/{dag_id}", json={"is_paused": False},
+                             headers=headers, timeout=30).ok:
+        assert time.time() < deadline, f"{dag_id} never parsed"
+        time.sleep(2)
+
+
+@pytest.mark.services
+def test_drift_dag_starts_the_training_dag_through_an_asset_event(
+        tmp_path: Path, postgres_db: str) -> None:
+    project = _project(tmp_path)
+    training = project / "pipelines" / "flights.yaml"
+    drift = project / "pipelines" / "flights_drift.yaml"
+    # No schedules in this copy: only the drift job's Asset event can start training, and
+    # only the manual drift runs below (unpausing a scheduled DAG would start one itself).
+    for spec, schedule in ((training, '"@weekly"'), (drift, '"@daily"')):
+        spec.write_text(spec.read_text().replace(f"schedule: {schedule}\n", ""))
+    # A champion (trained with other settings than the DAG's, so Airflow's retraining is real
+    # work) and a drifted batch: July flights against a January model.
+    assert run_json(training, "--set", "train.max_iter=20")["model"]["aliases"] \
+        == ["challenger", "champion"]
+    run_json(project / "pipelines" / "flights_scoring.yaml", "--set", "scoring.month=7")
+    port = free_port()
+    env = _scheduler_env(tmp_path, project / "pipelines", postgres_db, port,
+                         AIRFLOW__CORE__EXECUTOR="LocalExecutor")
+    (tmp_path / "home").mkdir()
+    migrate(env)
+    services = AirflowServices(env, tmp_path / "logs")
+    try:
+        services.start_core(port)
+        wait_for_port(port, services.processes, tmp_path / "logs")
+        _unpause(port, "flights")
+        state, tasks = _trigger_and_wait(port, "flights_drift")
+        assert state == "success" and tasks["retrain"]["state"] == "success", \
+            {t: ti["state"] for t, ti in tasks.items()}
+        deadline = time.time() + 420
+        while time.time() < deadline:
+            runs = _dag_runs(port, "flights")
+            if runs and runs[0]["state"] in ("success", "failed"):
+                break
+            time.sleep(3)
+        assert [(r["run_type"], r["state"]) for r in runs] == [("asset_triggered", "success")]
+        # The same drift event again: the trigger skips, no second training run starts.
+        state, again = _trigger_and_wait(port, "flights_drift")
+        assert state == "success" and again["retrain"]["state"] == "skipped"
+        time.sleep(10)
+        assert len(_dag_runs(port, "flights")) == 1
+    finally:
+        services.stop()
+    client = registry_client(project)
+    history = _history(client)
+    events = [e for e in history if e.get("kind") == "retrain"]
+    assert [(e["orchestrator"], e["dag"]) for e in events] == [("airflow", "flights")]
+    new = client.get_model_version("flights-late-arrival", "2")
+    assert new.tags["loopline.orchestrator"] == "airflow"  # trained by the asset-triggered run
+    # its gate decided whether the champion moved; either way the history says so
+    assert any("2" in (e.get("version"), e.get("candidate")) for e in history
+               if e.get("alias") == "champion")
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+def _history(client: object) -> list[dict]:  # type: ignore[type-arg]
+    from loopline.components.model_registry import history
+
+    return history(client, "flights-late-arrival")
 
 
 FANOUT_SPEC = """\

@@ -78,6 +78,39 @@ def model_asset(model_name: str) -> Asset:
     return Asset(name=f"model.{model_name}", uri=f"loopline://models/{model_name}")
 
 
+def retrain_asset(pipeline: str) -> Asset:
+    """Drift jobs emit an event here when drift calls for retraining `pipeline`; the
+    training DAG is scheduled on it (as well as on its own schedule)."""
+    return Asset(name=f"retrain.{pipeline}", uri=f"loopline://retrain/{pipeline}")
+
+
+def _schedule(loaded: LoadedSpec, drift_triggered: bool) -> Any:
+    schedule = loaded.spec.schedule
+    if not drift_triggered:
+        return schedule
+    asset = retrain_asset(loaded.spec.name)
+    if schedule is None:
+        return asset
+    from airflow.timetables.assets import AssetOrTimeSchedule
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(schedule, timezone="UTC"),
+                               assets=asset)
+
+
+def _retrain_operator(loaded: LoadedSpec, spec_path: str, target: str) -> Any:
+    """After the drift step: emit the retrain Asset event, or skip (no drift, cooldown)."""
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    from loopline.backends.airflow_task import retrain_trigger
+
+    return PythonOperator(
+        task_id="retrain", python_callable=retrain_trigger, outlets=[retrain_asset(target)],
+        op_kwargs={"spec_path": spec_path, "run_id": "{{ run_id }}",
+                   "params_json": "{{ params | tojson }}", "target": target},
+        doc_md=f"Starts `{target}` when the drift summary says retrain (skipped otherwise).")
+
+
 def _operator(loaded: LoadedSpec, step: str, spec_path: str) -> Any:
     spec = loaded.spec
     resources = spec.resources(step)
@@ -149,10 +182,14 @@ def _pod_operator(loaded: LoadedSpec, step: str, spec_path: str, isolation: Any,
         node_selector=node_selector, get_logs=True, on_finish_action="delete_pod", **common)
 
 
-def build_dag(loaded: LoadedSpec) -> DAG:
+def build_dag(loaded: LoadedSpec, drift_triggered: bool = False,
+              retrain_target: str | None = None) -> DAG:
+    """`drift_triggered`: a drift spec retrains this one; `retrain_target`: this drift spec's
+    training pipeline (its DAG id)."""
     spec = loaded.spec
     spec_path = str(loaded.path)
-    with DAG(dag_id=spec.name, schedule=spec.schedule, start_date=START, catchup=False,
+    with DAG(dag_id=spec.name, schedule=_schedule(loaded, drift_triggered), start_date=START,
+             catchup=False,
              max_active_runs=1,  # steps share artifact paths; one run of a pipeline at a time
              params=_dag_params(loaded), tags=["loopline"],
              doc_md=f"{spec.description}\n\nSpec: `{loaded.display}`") as dag:
@@ -161,6 +198,8 @@ def build_dag(loaded: LoadedSpec) -> DAG:
         for step, task in tasks.items():
             for upstream in graph.upstream(spec, step):
                 tasks[upstream] >> task
+        if spec.retrain is not None and retrain_target is not None:
+            tasks[spec.retrain.step] >> _retrain_operator(loaded, spec_path, retrain_target)
     return dag
 
 
@@ -168,10 +207,27 @@ def build_dags(pipelines_dir: str | Path) -> dict[str, DAG]:
     """One DAG per `*.yaml` spec; broken specs gathered into one failing placeholder."""
     dags: dict[str, DAG] = {}
     problems: list[str] = []
+    specs: dict[Path, LoadedSpec] = {}
     for path in sorted(Path(pipelines_dir).glob("*.y*ml")):
         try:
-            loaded = load_pipeline(path)
-            dags[loaded.spec.name] = build_dag(loaded)
+            specs[path.resolve()] = load_pipeline(path)
+        except SpecError as exc:
+            problems += [str(problem) for problem in exc.problems]
+    targets: dict[str, str] = {}  # drift spec -> the training DAG it starts
+    for loaded in specs.values():
+        if loaded.spec.retrain is not None:
+            target = (loaded.project_root / loaded.spec.retrain.pipeline).resolve()
+            if target in specs:
+                targets[loaded.spec.name] = specs[target].spec.name
+            else:
+                problems.append(str(loaded.doc.problem(
+                    ("retrain", "pipeline"), f"{loaded.spec.retrain.pipeline} is not among "
+                    f"the specs in {pipelines_dir}, so no DAG could run it")))
+    for loaded in specs.values():
+        try:
+            dags[loaded.spec.name] = build_dag(
+                loaded, drift_triggered=loaded.spec.name in targets.values(),
+                retrain_target=targets.get(loaded.spec.name))
         except SpecError as exc:
             problems += [str(problem) for problem in exc.problems]
     if problems:

@@ -41,3 +41,27 @@ def external_step(spec_path: str, step: str, run_id: str, params_json: str) -> d
     from loopline.backends.airflow_task import run_step
 
     return run_step(spec_path, step, run_id, params_json)
+
+
+def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str = "{}",
+                    **context: Any) -> dict[str, Any]:
+    """The drift DAG's last task: on `retrain`, record the trigger and emit the Asset event
+    the training DAG is scheduled on; otherwise skip (a skipped task emits no event)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from loopline.backends.airflow_dags import retrain_asset
+    from loopline.components.validation import load_pipeline_with_values
+    from loopline.runtime import retrain
+
+    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
+    summary = retrain.drift_summary(loaded)
+    tracking, registry = retrain.uris(loaded)
+    trigger = retrain.decide(loaded, summary, tracking, registry, "airflow", run_id)
+    if not trigger.retrain:
+        raise AirflowSkipException(f"no retraining: {trigger.suppressed or trigger.reason}")
+    event = retrain.record(loaded, trigger, tracking, registry, dag=target)
+    if "outlet_events" in context:
+        context["outlet_events"][retrain_asset(target)].extra = {
+            k: event.get(k) for k in ("reason", "key", "champion", "drift_pipeline", "run")}
+    print(f"retraining {target}: {trigger.reason}")
+    return trigger.to_json()

@@ -27,7 +27,6 @@ from loopline.components.contract import (
     StepResult,
 )
 from loopline.components.drift_check import DriftRules, SchemaMismatch, Thresholds, compare
-from loopline.components.drift_stats import column_drift, is_drift
 from loopline.components.predict import MODEL_VERSION, PREDICTION
 
 
@@ -139,6 +138,8 @@ def run(ctx: StepContext, params: DriftParams) -> StepResult:
     extra: dict[str, str] = {}
     summary: dict[str, Any] = {**facts, "rows": {"reference": len(reference),
                                                  "current": len(current)}}
+    from loopline.components.drift_stats import column_drift, is_drift
+
     try:
         model = None
         if params.prediction is not None or params.metric_max_drop is not None:

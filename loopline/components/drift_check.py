@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loopline.components.drift_stats import METHODS, NUMERIC_ONLY, ColumnDrift, column_drift, \
-    is_drift
-
 if TYPE_CHECKING:
     import pandas as pd
+
+    from loopline.components.drift_stats import ColumnDrift
 
 Action = Literal["none", "alert", "retrain"]
 Method = Literal["psi", "ks", "wasserstein", "jensenshannon"]
@@ -38,7 +37,6 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
     "wasserstein": Thresholds(warn=0.1, retrain=0.2),
     "ks": Thresholds(warn=0.05, retrain=0.001),
 }
-assert set(DEFAULT_THRESHOLDS) == set(METHODS)
 
 
 class DriftRules(BaseModel):
@@ -105,6 +103,8 @@ def check_schema(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
 
 
 def _severity(result: ColumnDrift, limits: Thresholds) -> str:
+    from loopline.components.drift_stats import is_drift
+
     if is_drift(result.method, result.score, limits.retrain):
         return "retrain"
     return "warn" if result.drifted else "none"
@@ -113,6 +113,8 @@ def _severity(result: ColumnDrift, limits: Thresholds) -> str:
 def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
             rules: DriftRules, extra_reasons: Mapping[str, Action] | None = None) -> Verdict:
     """Score every column; `extra_reasons` (e.g. prediction drift) add to the decision."""
+    from loopline.components.drift_stats import NUMERIC_ONLY, column_drift
+
     check_schema(reference, current, columns)
     results, severities, retrain_at = [], {}, {}
     for column in columns:

@@ -43,8 +43,8 @@ def join_features(ctx: StepContext, champion: ModelVersion, frame: Any) -> Any:
     recipe = champion.feast
     if not recipe:
         return frame
-    from loopline.components.features_feast import historical_features
     from loopline.components.feast_repo import open_store
+    from loopline.components.features_feast import historical_features
 
     store = open_store(ctx.project_root / recipe.get("repo", "feature_repo"))
     joined, names = historical_features(store, recipe["service"], frame,
