@@ -202,3 +202,40 @@ def test_step_image_installs_the_lock_file() -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert "all" in extras
+
+
+def test_drift_pipeline_submits_retraining_like_submit_kfp(
+        tmp_path: Path, fake_kfp: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kfp-local runs the compiled drift pipeline; its retrain task submits the training
+    pipeline to the (fake) KFP API with the same `submit` as `loopline submit kfp`."""
+    from loopline.components.model_registry import history
+    from tests.conftest import registry_client
+
+    project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01",
+                           train__max_iter=20, gate__min_roc_auc=0.55)
+    pipelines = project / "pipelines"
+    run_json(pipelines / "flights.yaml")
+    run_json(pipelines / "flights_scoring.yaml", "--set", "scoring.month=7")
+    ir = _compiled(pipelines / "flights_drift.yaml", tmp_path)
+    tasks = {t["taskInfo"]["name"]: t for t in ir["root"]["dag"]["tasks"].values()}
+    assert tasks["retrain"]["dependentTasks"] == [
+        n for n, t in ir["root"]["dag"]["tasks"].items() if t["taskInfo"]["name"] == "drift"]
+    assert tasks["retrain"]["inputs"]["artifacts"]["in_summary"]["taskOutputArtifact"][
+        "outputArtifactKey"] == "out_summary"
+
+    monkeypatch.setenv("LOOPLINE_KFP_HOST", fake_kfp)
+    drift = str(pipelines / "flights_drift.yaml")
+    code, out, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
+    assert code == 0, err[-3000:]
+    runs = [body for _, path, body in FakeKfp.calls if path.endswith("/runs")]
+    assert [r["pipeline_spec"]["pipelineInfo"]["name"] for r in runs] == ["flights"]
+    events = [e for e in history(registry_client(project), "flights-late-arrival")
+              if e.get("kind") == "retrain"]
+    assert [(e["orchestrator"], e["kfp_run"], e["host"]) for e in events] == \
+        [("kfp", "run-1", fake_kfp)]
+    assert "major drift" in events[0]["reason"]
+
+    FakeKfp.calls.clear()  # the same drift event again: decided, not submitted twice
+    code, _, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
+    assert code == 0, err[-3000:]
+    assert not [path for _, path, _ in FakeKfp.calls if path.endswith("/runs")]

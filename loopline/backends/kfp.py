@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.backends.base import Compiler, Runner
-from loopline.backends.kfp_components import DEFAULT_IMAGE, kfp_component
+from loopline.backends.kfp_components import DEFAULT_IMAGE, kfp_component, retrain_component
 from loopline.components import registry
 from loopline.spec import graph
 from loopline.spec.load import LoadedSpec
@@ -68,6 +68,9 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
                 kubernetes.use_secret_as_env(task, secret_name=ref.secret,
                                              secret_key_to_env={ref.key: env})
             tasks[step] = task
+        if spec.retrain is not None:
+            _retrain_task(spec.retrain.step, tasks, image, params,
+                          json.dumps({"project_root": root, "spec": spec_rel, "image": image}))
 
     pipeline.__name__ = spec.name
     # Real types, not the strings `from __future__ import annotations` leaves: KFP reads a
@@ -75,6 +78,20 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
     pipeline.__annotations__ = {"params": dict, "return": None}
     return dsl.pipeline(name=pipeline_name(loaded), description=spec.description or None)(
         pipeline)
+
+
+def _retrain_task(step: str, tasks: dict[str, Any], image: str, params: Any,
+                  step_json: str) -> None:
+    """After the drift step: submit the training pipeline when its summary says retrain."""
+    from kfp import dsl
+
+    task = retrain_component(image)(step_json=step_json, params=params,
+                                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                                    in_summary=tasks[step].outputs["out_summary"])
+    task.set_display_name("retrain")
+    task.set_caching_options(enable_caching=False)  # the decision depends on the registry now
+    if host := os.environ.get("LOOPLINE_KFP_HOST"):
+        task.set_env_variable("LOOPLINE_KFP_HOST", host)
 
 
 def _resources(task: Any, resources: Any) -> None:

@@ -50,11 +50,20 @@ def wrapper_source(component: Component) -> str:
             f"    run_kfp_step(step_json, params, run_id, {{{inputs}}}, {{{outputs}}})\n")
 
 
+RETRAIN_SOURCE = (
+    "def loopline_retrain(step_json: str, params: dict, run_id: str,\n"
+    "                     in_summary: Input[Artifact]):\n"
+    "    'On a drift summary that says retrain: submit the training pipeline, once per event.'\n"
+    "    from loopline.backends.kfp_retrain import run_kfp_retrain\n"
+    "    run_kfp_retrain(step_json, params, run_id, in_summary.path)\n")
+
+
 @cache
 def _module() -> Any:
     """All wrappers in one generated module on disk (KFP reads sources with `inspect`)."""
     header = "from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output\n\n\n"
-    body = "\n\n".join(wrapper_source(registry.get(n)) for n in sorted(registry.BUILTINS))
+    wrappers = [wrapper_source(registry.get(n)) for n in sorted(registry.BUILTINS)]
+    body = "\n\n".join([*wrappers, RETRAIN_SOURCE])
     folder = Path(tempfile.mkdtemp(prefix="loopline-kfp-components-"))
     path = folder / "loopline_kfp_components.py"
     path.write_text(header + body)
@@ -74,6 +83,14 @@ def kfp_component(component_name: str, image: str = DEFAULT_IMAGE) -> Any:
         raise ValueError(f"{component_name}: only built-in components compile to KFP for now")
     function = getattr(_module(), function_name(component_name))
     return dsl.component(function, base_image=image)
+
+
+@cache
+def retrain_component(image: str = DEFAULT_IMAGE) -> Any:
+    """The task a drift pipeline ends with (`retrain:` in the spec)."""
+    from kfp import dsl
+
+    return dsl.component(_module().loopline_retrain, base_image=image)
 
 
 def export_components(folder: Path, image: str = DEFAULT_IMAGE) -> list[Path]:

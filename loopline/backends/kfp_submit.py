@@ -28,9 +28,10 @@ def kfp_cron(schedule: str) -> str:
 def submit(loaded: LoadedSpec, host: str, experiment: str | None = None,
            recurring: bool = False, image: str | None = None,
            project_root: str | None = "/app", params: dict[str, Any] | None = None) -> dict:  # type: ignore[type-arg]
-    import kfp
+    # Not `kfp.Client`: inside a KFP task (_KFP_RUNTIME=true) the package skips that import.
+    from kfp.client import Client
 
-    client = kfp.Client(host=host, existing_token=os.environ.get("KF_PIPELINES_TOKEN"))
+    client = Client(host=host, existing_token=os.environ.get("KF_PIPELINES_TOKEN"))
     experiment_name = experiment or loaded.spec.name
     with tempfile.TemporaryDirectory() as tmp:
         package = KfpCompiler().compile(loaded, Path(tmp) / "pipeline.yaml", image, project_root)
