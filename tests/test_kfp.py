@@ -225,7 +225,7 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
 
     monkeypatch.setenv("LOOPLINE_KFP_HOST", fake_kfp)
     drift = str(pipelines / "flights_drift.yaml")
-    code, out, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
+    code, _, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
     assert code == 0, err[-3000:]
     runs = [body for _, path, body in FakeKfp.calls if path.endswith("/runs")]
     assert [r["pipeline_spec"]["pipelineInfo"]["name"] for r in runs] == ["flights"]
