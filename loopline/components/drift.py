@@ -38,7 +38,9 @@ class DriftParams(ComponentParams):
     monitoring: str = Field(monitoring.DEFAULT_FOLDER,
                             description="Where predict.batch keeps scored batches.")
     window: int = Field(1, ge=1, description="How many of the latest batches form `current`.")
-    min_rows: int = Field(100, ge=1, description="Fewer current rows: warn, decide nothing.")
+    min_rows: int = Field(
+        1000, ge=1, description="Fewer current rows: warn, decide nothing (PSI over ~100 "
+                                "categories is noise below a few thousand rows).")
     prediction: Thresholds | None = Field(
         Thresholds(warn=0.1, retrain=0.25), description="PSI limits on the prediction; null: off.")
     metric_max_drop: float | None = Field(
@@ -138,9 +140,11 @@ def run(ctx: StepContext, params: DriftParams) -> StepResult:
     extra: dict[str, str] = {}
     summary: dict[str, Any] = {**facts, "rows": {"reference": len(reference),
                                                  "current": len(current)}}
+    from loopline.components.drift_check import check_schema
     from loopline.components.drift_stats import column_drift, is_drift
 
     try:
+        check_schema(reference, current, columns)  # before the model sees the rows
         model = None
         if params.prediction is not None or params.metric_max_drop is not None:
             model = champion.load()
