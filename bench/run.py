@@ -126,7 +126,7 @@ def main() -> None:
     print(f"# Loopline benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
-        only = os.environ.get("BENCH_ONLY", "core,feast,airflow,torch").split(",")
+        only = os.environ.get("BENCH_ONLY", "core,feast,airflow,torch,drift").split(",")
         if "core" in only:
             bench_cli(project)
             bench_overhead(project, repeats)
@@ -145,6 +145,10 @@ def main() -> None:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "torch_throughput.py")],
                            env=ENV, check=True)
+        if "drift" in only:
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "drift_million.py")],
+                           env=ENV, check=True, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
