@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := False
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint bench lock clean airflow
+.PHONY: install demo loop test test-fast lint bench lock clean airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,25 @@ demo: install
 	$(BIN)/loopline validate-spec pipelines/flights.yaml
 	$(BIN)/loopline run pipelines/flights.yaml
 	$(BIN)/loopline models list flights-late-arrival
+	$(BIN)/loopline run pipelines/flights_scoring.yaml
+	$(BIN)/loopline drift pipelines/flights_drift.yaml --dry-run
 	@echo "Artifacts: artifacts/flights/  (plots: artifacts/flights/evaluate/plots/evaluation.png)"
+	@echo "Drift report: artifacts/flights_drift/drift/report.html;  the whole loop: make loop"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+## loop: the closed loop on real data. Train on January-June; then each month July-December:
+## score it with the champion, check drift, retrain on everything up to that month when
+## drift says so; the gate decides whether the champion moves. Each step stands for a month,
+## so the cooldown is off (0s); one drift event still starts one retraining.
+loop: install
+	$(BIN)/loopline run pipelines/flights.yaml
+	set -e; for month in 7 8 9 10 11 12; do \
+	  now="--set data.last_month=$$month --set data.eval_from=2013-$$(printf %02d $$month)-01"; \
+	  echo "=== 2013-$$month ==="; \
+	  $(BIN)/loopline run pipelines/flights_scoring.yaml --set scoring.month=$$month; \
+	  $(BIN)/loopline drift pipelines/flights_drift.yaml $$now --set drift.cooldown=0s; \
+	done
+	$(BIN)/loopline models list flights-late-arrival
 
 ## test: set up, then the whole suite (real MLflow, GE, DVC; PostgreSQL when present)
 # duckdb (under Feast) prints benign nanobind "leaked ..." lines at interpreter exit, after
@@ -68,4 +85,4 @@ lock: install
 	) > constraints.txt
 
 clean:
-	rm -rf artifacts mlflow.db .loopline wandb
+	rm -rf artifacts mlflow.db .loopline wandb monitoring
