@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from loopline.components import expressions
 from loopline.components.contract import (
@@ -26,6 +27,12 @@ class Split(ComponentParams):
     eval_from: str | None = Field(None, description="First timestamp of the eval period.")
     eval_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
+
+    @field_validator("eval_from", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        """`--set data.eval_from=2013-07-01` arrives YAML-typed, as a date."""
+        return value.isoformat() if isinstance(value, date | datetime) else value
 
     @model_validator(mode="after")
     def _needs_boundary(self) -> Split:
