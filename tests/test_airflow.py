@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -251,18 +252,28 @@ def _scheduler_env(tmp_path: Path, pipelines: Path, database: str, port: int,
         **extra)
 
 
-@pytest.mark.services
-def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgres_db: str) -> None:
-    project = _project(tmp_path)
-    (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
+@contextlib.contextmanager
+def _airflow(tmp_path: Path, project: Path, database: str,
+             **extra: str) -> Iterator[tuple[int, AirflowServices]]:
+    """A migrated metadata database and the core services over the project's pipelines/."""
     port = free_port()
-    env = _scheduler_env(tmp_path, project / "pipelines", postgres_db, port,
-                         AIRFLOW__CORE__EXECUTOR="LocalExecutor")
+    env = _scheduler_env(tmp_path, project / "pipelines", database, port, **extra)
     (tmp_path / "home").mkdir()
     migrate(env)
     services = AirflowServices(env, tmp_path / "logs")
     try:
         services.start_core(port)
+        yield port, services
+    finally:
+        services.stop()
+
+
+@pytest.mark.services
+def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgres_db: str) -> None:
+    project = _project(tmp_path)
+    (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
+    with _airflow(tmp_path, project, postgres_db,
+                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, services):
         wait_for_port(port, services.processes, tmp_path / "logs")
         state, tasks = _trigger_and_wait(port, "flights")
         assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
@@ -272,8 +283,6 @@ def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgre
         assert flaky["flaky"]["try_number"] == 2
         log = _task_log(port, "flaky", flaky["flaky"]["dag_run_id"], "flaky", 1)
         assert "ConnectionError: flaky on attempt 1" in log
-    finally:
-        services.stop()
     client = registry_client(project)
     version = client.get_model_version_by_alias("flights-late-arrival", "champion")
     assert version.tags["loopline.orchestrator"] == "airflow"
@@ -314,14 +323,8 @@ def test_drift_dag_starts_the_training_dag_through_an_asset_event(
     assert run_json(training, "--set", "train.max_iter=20")["model"]["aliases"] \
         == ["challenger", "champion"]
     run_json(project / "pipelines" / "flights_scoring.yaml", "--set", "scoring.month=7")
-    port = free_port()
-    env = _scheduler_env(tmp_path, project / "pipelines", postgres_db, port,
-                         AIRFLOW__CORE__EXECUTOR="LocalExecutor")
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    services = AirflowServices(env, tmp_path / "logs")
-    try:
-        services.start_core(port)
+    with _airflow(tmp_path, project, postgres_db,
+                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, services):
         wait_for_port(port, services.processes, tmp_path / "logs")
         _unpause(port, "flights")
         state, tasks = _trigger_and_wait(port, "flights_drift")
@@ -339,8 +342,6 @@ def test_drift_dag_starts_the_training_dag_through_an_asset_event(
         assert state == "success" and again["retrain"]["state"] == "skipped"
         time.sleep(10)
         assert len(_dag_runs(port, "flights")) == 1
-    finally:
-        services.stop()
     client = registry_client(project)
     history = _history(client)
     events = [e for e in history if e.get("kind") == "retrain"]
@@ -373,23 +374,16 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
     require_service("Redis", 6379)
     project = _project(tmp_path)
     (project / "pipelines" / "fanout.yaml").write_text(FANOUT_SPEC)
-    port = free_port()
     broker_db = 11
     import redis
 
     redis.Redis(host="127.0.0.1", port=6379, db=broker_db).flushdb()
-    env = _scheduler_env(
-        tmp_path, project / "pipelines", postgres_db, port,
-        AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
-        AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}",
-        AIRFLOW__CELERY__RESULT_BACKEND="db+" + postgres_db,
-        AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.airflow_support.hostname",
-        LOOPLINE_TEST_HANG="3")
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    services = AirflowServices(env, tmp_path / "logs")
-    try:
-        services.start_core(port)
+    with _airflow(tmp_path, project, postgres_db,
+                  AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
+                  AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}",
+                  AIRFLOW__CELERY__RESULT_BACKEND="db+" + postgres_db,
+                  AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.airflow_support.hostname",
+                  LOOPLINE_TEST_HANG="3") as (port, services):
         for worker in ("worker-a", "worker-b"):  # each serves its task logs on its own port
             services.start(worker, "celery", "worker", "--concurrency", "1",
                            "--celery-hostname", f"{worker}@%h", LOOPLINE_TEST_WORKER=worker,
@@ -401,8 +395,6 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
         state, flights = _trigger_and_wait(port, "flights")
         assert state == "success", {t: ti["state"] for t, ti in flights.items()}
         assert {ti["hostname"] for ti in flights.values()} <= {"worker-a", "worker-b"}
-    finally:
-        services.stop()
 
 
 def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> None:
