@@ -68,7 +68,8 @@ def test_components_lists_builtins() -> None:
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == sorted(["ingest.table", "validate.expectations", "features.transform",
                             "features.feast", "features.materialize", "train.sklearn",
-                            "train.torch", "evaluate.gate", "registry.promote"])
+                            "train.torch", "evaluate.gate", "registry.promote",
+                            "predict.batch", "drift.evidently"])
 
 
 def test_suggest_suite_reads_data_and_names_a_missing_source(tmp_path: Path) -> None:
