@@ -122,54 +122,64 @@ def _empty(reason: str, **extra: Any) -> dict[str, Any]:
             "reasons": [], "warnings": [reason], **extra}
 
 
+def _model_checks(champion: ModelVersion, params: DriftParams, reference: Any,
+                  current: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Prediction drift and the metric on labelled rows: (summary part, reasons, warnings)."""
+    from loopline.components.drift_stats import column_drift, is_drift
+
+    part: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    if params.prediction is None and params.metric_max_drop is None:
+        return part, reasons, []
+    model = champion.load()
+    current_scores = _predictions(champion, model, current)
+    if current_scores.ndim != 1:
+        return part, reasons, ["prediction drift and the metric need one score per row; "
+                               f"{champion.name} is multi-class: skipped"]
+    if params.prediction is not None:
+        limits = params.prediction
+        prediction = column_drift(PREDICTION, "psi", _predictions(champion, model, reference),
+                                  current_scores, True, limits.warn)
+        part["prediction"] = {**prediction.to_json(), "retrain_threshold": limits.retrain}
+        level = "retrain" if is_drift("psi", prediction.score, limits.retrain) else \
+            "alert" if prediction.drifted else "none"
+        reasons[f"prediction drift (PSI {prediction.score:.3f})"] = level
+    if params.metric_max_drop is not None:
+        performance = _performance(champion, current, current_scores, params.metric_max_drop)
+        part["performance"] = performance
+        if performance and performance["degraded"]:
+            reasons[f"{performance['metric']} {performance['current']:.3f} vs "
+                    f"{performance['evaluation']:.3f} at evaluation"] = "retrain"
+    return part, reasons, []
+
+
 def run(ctx: StepContext, params: DriftParams) -> StepResult:
+    from loopline.components.drift_check import check_schema
+
     try:
         champion = resolve(ctx, params.model)
     except NoChampion as exc:
         return _write(ctx, _empty(f"{exc}; nothing compared, nothing triggered"))
     current, window = _current(ctx, params, champion.name)
-    facts = {"champion": {"name": champion.name, "version": champion.version},
-             "window": window}
+    summary: dict[str, Any] = {"champion": {"name": champion.name, "version": champion.version},
+                               "window": window}
     if len(current) < params.min_rows:
         what = "the current window is empty" if current.empty else \
             f"the current window has {len(current)} rows (< min_rows {params.min_rows})"
-        return _write(ctx, _empty(f"{what}; no drift decision, nothing triggered", **facts))
+        return _write(ctx, _empty(f"{what}; no drift decision, nothing triggered", **summary))
     with tempfile.TemporaryDirectory() as scratch:
         reference = champion.reference(Path(scratch))
     columns = params.columns or _default_columns(champion, reference)
-    extra: dict[str, str] = {}
-    summary: dict[str, Any] = {**facts, "rows": {"reference": len(reference),
-                                                 "current": len(current)}}
-    from loopline.components.drift_check import check_schema
-    from loopline.components.drift_stats import column_drift, is_drift
-
+    summary["rows"] = {"reference": len(reference), "current": len(current)}
     try:
         check_schema(reference, current, columns)  # before the model sees the rows
-        model = None
-        if params.prediction is not None or params.metric_max_drop is not None:
-            model = champion.load()
-            current_scores = _predictions(champion, model, current)
-        if params.prediction is not None:
-            reference_scores = _predictions(champion, model, reference)
-            prediction = column_drift(PREDICTION, "psi", reference_scores, current_scores,
-                                      True, params.prediction.warn)
-            retrain = is_drift("psi", prediction.score, params.prediction.retrain)
-            summary["prediction"] = {**prediction.to_json(), "retrain_threshold":
-                                     params.prediction.retrain}
-            level = "retrain" if retrain else "alert" if prediction.drifted else "none"
-            extra[f"prediction drift (PSI {prediction.score:.3f})"] = level
-        if params.metric_max_drop is not None:
-            performance = _performance(champion, current, current_scores, params.metric_max_drop)
-            summary["performance"] = performance
-            if performance and performance["degraded"]:
-                extra[f"{performance['metric']} {performance['current']:.3f} vs "
-                      f"{performance['evaluation']:.3f} at evaluation"] = "retrain"
-        verdict = compare(reference, current, columns, params.rules, extra)
+        part, reasons, warnings = _model_checks(champion, params, reference, current)
+        verdict = compare(reference, current, columns, params.rules, reasons)
     except (SchemaMismatch, KeyError) as exc:
         raise StepFailed(str(exc).strip("'\"")) from exc
-    summary.update({"drift": verdict.action != "none", "action": verdict.action,
+    summary.update({**part, "drift": verdict.action != "none", "action": verdict.action,
                     "share_drifted": verdict.share_drifted, "reasons": verdict.reasons,
-                    "columns": verdict.columns_json(), "warnings": []})
+                    "columns": verdict.columns_json(), "warnings": warnings})
     _report(ctx, params, reference, current, verdict, summary)
     return _write(ctx, summary)
 

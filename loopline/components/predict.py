@@ -56,12 +56,16 @@ def join_features(ctx: StepContext, champion: ModelVersion, frame: Any) -> Any:
 
 def score(champion: ModelVersion, model: Any, frame: Any) -> Any:
     """The model's scores: positive-class probability for classifiers, the value otherwise."""
+    from loopline.components.metrics import predict_scores
+
     if missing := [c for c in champion.info.get("inputs") or [] if c not in frame.columns]:
         raise StepFailed(f"rows to score lack column(s) {', '.join(missing)} that "
                          f"{champion.name} v{champion.version} reads")
-    if hasattr(model, "predict_proba"):
-        return model.predict_proba(frame)[:, 1]
-    return model.predict(frame)
+    scores = predict_scores(model, frame, champion.info.get("task", "classification"))
+    if scores.ndim != 1:
+        raise StepFailed("predict.batch scores binary classifiers and regressors; "
+                         f"{champion.name} v{champion.version} has {scores.shape[1]} classes")
+    return scores
 
 
 def run(ctx: StepContext, params: PredictParams) -> StepResult:

@@ -110,8 +110,7 @@ def drift_summary(loaded: LoadedSpec) -> dict[str, Any]:
 
 def uris(loaded: LoadedSpec) -> tuple[str, str]:
     """(tracking, registry) URIs as the runtime resolves them for this spec."""
-    from loopline.runtime.tracking import default_tracking_uri
+    from loopline.runtime.tracking import default_tracking_uri, registry_uri
 
     tracking = default_tracking_uri(loaded.spec, loaded.project_root)
-    registry = loaded.spec.registry
-    return tracking, (registry.registry_uri if registry and registry.registry_uri else tracking)
+    return tracking, registry_uri(loaded.spec, tracking)

@@ -26,6 +26,12 @@ def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
     return uri or f"sqlite:///{project_root / 'mlflow.db'}"
 
 
+def registry_uri(spec: PipelineSpec, tracking_uri: str) -> str:
+    """The spec's registry URI, or the tracking store's own registry."""
+    return spec.registry.registry_uri if spec.registry and spec.registry.registry_uri \
+        else tracking_uri
+
+
 @contextlib.contextmanager
 def sqlite_init_lock(uri: str) -> Iterator[None]:
     """Parallel steps (Airflow, Celery) opening a fresh SQLite store at once race on MLflow's
