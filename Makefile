@@ -28,7 +28,7 @@ demo: install
 	@echo "Drift report: artifacts/flights_drift/drift/report.html;  the whole loop: make loop"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
-## loop: the closed loop on real data. Train on January-June; then each month July-December:
+## loop: the closed loop on real data. Train on January-May (judged on June); then each month July-December:
 ## score it with the champion, check drift, retrain on everything up to that month when
 ## drift says so; the gate decides whether the champion moves. Each step stands for a month,
 ## so the cooldown is off (0s); one drift event still starts one retraining.
