@@ -85,4 +85,4 @@ lock: install
 	) > constraints.txt
 
 clean:
-	rm -rf artifacts mlflow.db .loopline wandb monitoring
+	rm -rf artifacts mlflow.db .loopline wandb

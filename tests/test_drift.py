@@ -79,9 +79,12 @@ def test_scoring_keeps_rows_with_the_version_that_scored_them(project: Path) -> 
     model = load_model(client.tracking_uri, f"models:/my-model/{version}")
     expected = model.predict_proba(_sample(project))[:, 1]
     assert predictions["prediction"].to_numpy() == pytest.approx(expected, abs=1e-12)
-    kept = list((project / "monitoring" / "my-model").glob("*.parquet"))
+    folder = project / "artifacts" / "monitoring" / "my-model"
+    kept = list(folder.glob("*.parquet"))
     assert len(kept) == 1 and len(pd.read_parquet(kept[0])) == len(predictions)
-    assert not list((project / "monitoring" / "my-model").glob(".*tmp"))  # no half-written batch
+    summary = json.loads(Path(scored["steps"]["score"]["outputs"]["summary"]).read_text())
+    assert summary["kept_as"] == str(kept[0]) and summary["version"] == version
+    assert not list(folder.glob(".*tmp"))  # no half-written batch left behind
 
 
 def test_drift_retrains_once_per_event_and_records_why(project: Path) -> None:
@@ -147,7 +150,7 @@ def test_empty_window_warns_and_triggers_nothing(project: Path) -> None:
 def test_current_data_with_missing_or_retyped_columns_is_refused(project: Path) -> None:
     run_json(project / "pipelines" / "train.yaml")
     bad = _sample(project).drop(columns=["distance"]).assign(carrier=lambda f: f.index % 7)
-    folder = project / "monitoring" / "my-model"
+    folder = project / "artifacts" / "monitoring" / "my-model"
     folder.mkdir(parents=True)
     bad.to_parquet(folder / "bad-batch.parquet")
     code, _, err = _drift(project)
@@ -169,6 +172,29 @@ def test_retrain_block_is_checked_with_file_and_line(project: Path) -> None:
     code, _, err = run_cli("validate-spec", str(spec))
     assert code == 2
     assert f"{spec}:9: retrain.cooldown: '1w' is not a duration such as 30m, 1h or 2d" in err
+
+
+@pytest.mark.slow
+def test_batches_follow_an_object_store_artifact_root(project: Path) -> None:
+    """Pods on Kubernetes share no disk: with the artifacts on an object store (an in-memory
+    fsspec file system stands in for s3://), scored batches and drift's window live there."""
+    import uuid
+
+    import fsspec
+
+    root = f"memory://loopline-{uuid.uuid4().hex[:8]}/artifacts"
+    for name in ("train", "scoring", "drift"):
+        spec = project / "pipelines" / f"{name}.yaml"
+        spec.write_text(f"artifacts: {{root: '{root}'}}\n" + spec.read_text())
+    run_json(project / "pipelines" / "train.yaml")
+    _score(project, _sample(project).assign(distance=lambda f: f["distance"] * 3))
+    code, result, err = _drift(project, "--dry-run")
+    assert code == 0, err
+    (batch,) = result["window"]
+    assert batch.startswith(f"{root}/monitoring/my-model/") and batch.endswith(".parquet")
+    assert fsspec.filesystem("memory").exists(batch.removeprefix("memory://"))
+    assert result["action"] == "retrain" and result["report"].startswith(root)
+    assert not (project / "artifacts").exists()
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ class StepContext(Protocol):
     step: str
     run_id: str
     project_root: Path
+    artifacts_root: str  # the spec's artifact root: an absolute folder or an fsspec URI
     tracking_uri: str
     registry_uri: str
     model_name: str | None

@@ -35,8 +35,9 @@ class DriftParams(ComponentParams):
     rules: DriftRules = Field(default_factory=DriftRules)
     columns: list[str] | None = Field(
         None, description="Columns to compare; default: the model's inputs except timestamps.")
-    monitoring: str = Field(monitoring.DEFAULT_FOLDER,
-                            description="Where predict.batch keeps scored batches.")
+    monitoring: str | None = Field(
+        None, description="Where predict.batch keeps scored batches (same default: "
+                          "monitoring/ under the artifact root).")
     window: int = Field(1, ge=1, description="How many of the latest batches form `current`.")
     min_rows: int = Field(
         1000, ge=1, description="Fewer current rows: warn, decide nothing (PSI over ~100 "
@@ -55,12 +56,12 @@ def _current(ctx: StepContext, params: DriftParams, model_name: str) -> tuple[An
     given = ctx.input_path("current")
     if given is not None:
         return pd.read_parquet(given), [str(given)]
-    folder = monitoring.batch_folder(ctx.project_root, params.monitoring, model_name)
+    folder = monitoring.batch_folder(ctx.artifacts_root, ctx.project_root, params.monitoring,
+                                     model_name)
     batches = monitoring.latest(folder, params.window)
     if not batches:
         return pd.DataFrame(), []
-    return pd.concat([pd.read_parquet(p) for p in batches], ignore_index=True), \
-        [str(p) for p in batches]
+    return pd.concat([pd.read_parquet(p) for p in batches], ignore_index=True), batches
 
 
 def _default_columns(champion: ModelVersion, reference: Any) -> list[str]:

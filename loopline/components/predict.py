@@ -33,8 +33,9 @@ class PredictParams(ComponentParams):
     model: str = Field("champion", description="Registry alias or version number to score with.")
     batch: str | None = Field(None, description="Name of the kept batch; default: the run id.")
     keep_for_drift: bool = Field(True, description="Keep scored rows as drift's current data.")
-    monitoring: str = Field(monitoring.DEFAULT_FOLDER,
-                            description="Folder for kept batches (per model), project-relative.")
+    monitoring: str | None = Field(
+        None, description="Folder or URI for kept batches (one subfolder per model); "
+                          "default: monitoring/ under the artifact root.")
     threshold: float = Field(0.5, gt=0, lt=1, description="Classification decision threshold.")
 
 
@@ -90,8 +91,9 @@ def run(ctx: StepContext, params: PredictParams) -> StepResult:
         if champion.info.get("task") == "classification":
             summary["positive_share"] = float((scored[PREDICTION] >= params.threshold).mean())
     if params.keep_for_drift and len(scored):
-        folder = monitoring.batch_folder(ctx.project_root, params.monitoring, champion.name)
-        summary["kept_as"] = str(monitoring.publish(scored, folder, params.batch or ctx.run_id))
+        folder = monitoring.batch_folder(ctx.artifacts_root, ctx.project_root,
+                                         params.monitoring, champion.name)
+        summary["kept_as"] = monitoring.publish(scored, folder, params.batch or ctx.run_id)
     ctx.output_path("summary").write_text(json.dumps(summary, indent=2))
     ctx.log(f"scored {len(scored):,} rows with {champion.name} v{champion.version}")
     metrics = {k: v for k, v in summary.items() if k in ("rows", "mean_prediction",

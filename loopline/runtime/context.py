@@ -65,6 +65,8 @@ class StepRunContext:
         self.step = step
         self.run_id = run.run_id
         self.project_root = run.loaded.project_root
+        root = run.loaded.spec.artifacts.root
+        self.artifacts_root = root if "://" in root else str(self.project_root / root)
         self.tracking_uri = run.tracking_uri
         self.registry_uri = run.registry_uri
         self.model_name = run.loaded.spec.registry.model_name if run.loaded.spec.registry else None
