@@ -38,6 +38,10 @@ def test_stages_declare_deps_params_outs_metrics_plots() -> None:
     assert "expectations/flights.json" in validate["deps"]
     assert stages["plots"][0] == {"artifacts/flights/evaluate/plots/roc.json":
                                   {"x": "fpr", "y": "tpr", "title": "ROC"}}
+    assert "always_changed" not in train
+    # drift reads the registry's champion and the latest batches: never "up to date"
+    drift = DvcCompiler().stages(load_pipeline(REPO / "pipelines" / "flights_drift.yaml"))
+    assert drift["stages"]["drift"]["always_changed"] is True
 
 
 def _sh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

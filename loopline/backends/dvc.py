@@ -93,6 +93,8 @@ class DvcCompiler(Compiler):
                 stage["metrics"] = metrics
             if stage_plots:
                 stage["plots"] = stage_plots
+            if not component.cacheable:  # depends on the registry / latest batches: always run
+                stage["always_changed"] = True
             stages[step] = stage
         document: dict[str, Any] = {"stages": stages}
         if plots:
