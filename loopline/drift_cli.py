@@ -23,9 +23,7 @@ def print_drift(result: dict[str, Any]) -> None:
         print(f"\n  {'column':<{width}}  method          score  threshold", file=out)
         rows = list(columns.items())
         if prediction := result.get("prediction"):
-            rows.append(("prediction", {**prediction, "severity": (
-                "retrain" if prediction["score"] >= prediction["retrain_threshold"]
-                else "warn" if prediction["drifted"] else "none")}))
+            rows.append(("prediction", prediction))
         for column, c in rows:
             print(f"{MARKS[c['severity']]} {column:<{width}}  {c['method']:<13} "
                   f"{c['score']:>7.4f}  {c['threshold']:>9g}", file=out)

@@ -106,9 +106,14 @@ def test_drift_retrains_once_per_event_and_records_why(project: Path) -> None:
     assert planned["trigger"] == {"retrain": True, "reason": planned["trigger"]["reason"],
                                   "pipeline": "pipelines/train.yaml", "suppressed": None,
                                   "dry_run": True, "command": "loopline run pipelines/train.yaml"}
-    assert Path(planned["report"]).read_text().startswith("<!DOCTYPE html>") or \
-        "<html" in Path(planned["report"]).read_text()[:2000]
-    assert _retrain_events(project) == []  # a dry run records nothing
+    report = Path(planned["report"]).read_text()
+    assert "Value Drift for column distance" in report  # Evidently's own, not a placeholder
+    assert planned["report_sample_rows"] == planned["rows"]["current"]  # small: all rows
+    assert planned["prediction"]["severity"] in ("none", "warn", "retrain")
+    code, _, human = run_cli("drift", str(project / "pipelines" / "drift.yaml"), "--dry-run")
+    assert code == 0
+    assert "✗ distance" in human and "would retrain (dry run): loopline run" in human
+    assert _retrain_events(project) == []  # dry runs record nothing
 
     code, acted, err = _drift(project)
     assert code == 0, err

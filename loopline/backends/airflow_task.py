@@ -55,11 +55,10 @@ def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str =
 
     loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
     summary = retrain.drift_summary(loaded)
-    tracking, registry = retrain.uris(loaded)
-    trigger = retrain.decide(loaded, summary, tracking, registry, "airflow", run_id)
+    trigger = retrain.decide(loaded, summary, "airflow", run_id)
     if not trigger.retrain:
         raise AirflowSkipException(f"no retraining: {trigger.suppressed or trigger.reason}")
-    event = retrain.record(loaded, trigger, tracking, registry, dag=target)
+    event = retrain.record(loaded, trigger, dag=target)
     if "outlet_events" in context:
         context["outlet_events"][retrain_asset(target)].extra = {
             k: event.get(k) for k in ("reason", "key", "champion", "drift_pipeline", "run")}

@@ -33,14 +33,13 @@ def run_drift(loaded: LoadedSpec, overrides: list[str], dry_run: bool = False,
     if drift_run["status"] != "succeeded":
         return {"status": "failed", "run": drift_run}
     summary = retrain.drift_summary(loaded)
-    tracking, registry = retrain.uris(loaded)
-    trigger = retrain.decide(loaded, summary, tracking, registry, "local", drift_run["run_id"])
+    trigger = retrain.decide(loaded, summary, "local", drift_run["run_id"])
     result: dict[str, Any] = {"status": "succeeded", **summary,
                               "trigger": {**trigger.to_json(), "dry_run": dry_run,
                                           "command": retrain_command(loaded, overrides)}}
     if not trigger.retrain or dry_run:
         return result
-    retrain.record(loaded, trigger, tracking, registry)
+    retrain.record(loaded, trigger)
     training = load_pipeline(retrain.training_spec(loaded), overrides)
     run = LocalRunner().run(training)
     result["retraining"] = {k: run.get(k) for k in ("run_id", "status", "gate", "model",

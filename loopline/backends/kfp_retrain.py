@@ -27,15 +27,13 @@ def run_kfp_retrain(step_json: str, params: dict[str, Any], run_id: str,
     info = json.loads(step_json)
     loaded = load_pipeline_with_values(Path(info["project_root"]) / info["spec"], params)
     summary = json.loads(Path(summary_path).read_text())
-    tracking, registry = retrain.uris(loaded)
-    trigger = retrain.decide(loaded, summary, tracking, registry, "kfp", run_id)
+    trigger = retrain.decide(loaded, summary, "kfp", run_id)
     if not trigger.retrain:
         print(f"no retraining: {trigger.suppressed or trigger.reason}")
         return trigger.to_json()
     host = os.environ.get("LOOPLINE_KFP_HOST", IN_CLUSTER_HOST)
     submitted = submit_training(retrain.training_spec(loaded), host, info, params)
-    retrain.record(loaded, trigger, tracking, registry, kfp_run=submitted.get("run_id"),
-                   host=host)
+    retrain.record(loaded, trigger, kfp_run=submitted.get("run_id"), host=host)
     print(f"retraining: KFP run {submitted.get('run_id')} ({trigger.reason})")
     return {**trigger.to_json(), **submitted}
 

@@ -26,7 +26,13 @@ from loopline.components.contract import (
     StepFailed,
     StepResult,
 )
-from loopline.components.drift_check import DriftRules, SchemaMismatch, Thresholds, compare
+from loopline.components.drift_check import (
+    DEFAULT_THRESHOLDS,
+    DriftRules,
+    SchemaMismatch,
+    Thresholds,
+    compare,
+)
 from loopline.components.predict import MODEL_VERSION, PREDICTION
 
 
@@ -43,7 +49,7 @@ class DriftParams(ComponentParams):
         1000, ge=1, description="Fewer current rows: warn, decide nothing (PSI over ~100 "
                                 "categories is noise below a few thousand rows).")
     prediction: Thresholds | None = Field(
-        Thresholds(warn=0.1, retrain=0.25), description="PSI limits on the prediction; null: off.")
+        DEFAULT_THRESHOLDS["psi"], description="PSI limits on the prediction; null: off.")
     metric_max_drop: float | None = Field(
         0.05, ge=0, description="Retrain when labels show the primary metric this far below "
                                 "the champion's evaluation; null: off.")
@@ -126,7 +132,7 @@ def _empty(reason: str, **extra: Any) -> dict[str, Any]:
 def _model_checks(champion: ModelVersion, params: DriftParams, reference: Any,
                   current: Any) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Prediction drift and the metric on labelled rows: (summary part, reasons, warnings)."""
-    from loopline.components.drift_stats import column_drift, is_drift
+    from loopline.components.drift_stats import column_drift
 
     part: dict[str, Any] = {}
     reasons: dict[str, str] = {}
@@ -140,11 +146,9 @@ def _model_checks(champion: ModelVersion, params: DriftParams, reference: Any,
     if params.prediction is not None:
         limits = params.prediction
         prediction = column_drift(PREDICTION, "psi", _predictions(champion, model, reference),
-                                  current_scores, True, limits.warn)
-        part["prediction"] = {**prediction.to_json(), "retrain_threshold": limits.retrain}
-        level = "retrain" if is_drift("psi", prediction.score, limits.retrain) else \
-            "alert" if prediction.drifted else "none"
-        reasons[f"prediction drift (PSI {prediction.score:.3f})"] = level
+                                  current_scores, True, limits.warn, limits.retrain)
+        part["prediction"] = prediction.to_json()
+        reasons[f"prediction drift (PSI {prediction.score:.3f})"] = prediction.severity
     if params.metric_max_drop is not None:
         performance = _performance(champion, current, current_scores, params.metric_max_drop)
         part["performance"] = performance
@@ -176,8 +180,8 @@ def run(ctx: StepContext, params: DriftParams) -> StepResult:
         check_schema(reference, current, columns)  # before the model sees the rows
         part, reasons, warnings = _model_checks(champion, params, reference, current)
         verdict = compare(reference, current, columns, params.rules, reasons)
-    except (SchemaMismatch, KeyError) as exc:
-        raise StepFailed(str(exc).strip("'\"")) from exc
+    except SchemaMismatch as exc:
+        raise StepFailed(str(exc)) from exc
     summary.update({**part, "drift": verdict.action != "none", "action": verdict.action,
                     "share_drifted": verdict.share_drifted, "reasons": verdict.reasons,
                     "columns": verdict.columns_json(), "warnings": warnings})

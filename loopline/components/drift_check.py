@@ -7,7 +7,7 @@ training rows and the latest scored batches; tests feed it random splits and sea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from loopline.components.drift_stats import ColumnDrift
 
 Action = Literal["none", "alert", "retrain"]
+Severity = Literal["none", "warn", "retrain"]
 Method = Literal["psi", "ks", "wasserstein", "jensenshannon"]
 
 
@@ -68,16 +69,13 @@ class SchemaMismatch(ValueError):
 @dataclass(frozen=True)
 class Verdict:
     columns: list[ColumnDrift]
-    severities: dict[str, str]
-    retrain_thresholds: dict[str, float]
     share_drifted: float
     action: Action
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str]
 
     def columns_json(self) -> dict[str, dict[str, Any]]:
-        return {c.column: {**{k: v for k, v in c.to_json().items() if k != "column"},
-                           "retrain_threshold": self.retrain_thresholds[c.column],
-                           "severity": self.severities[c.column]} for c in self.columns}
+        return {c.column: {k: v for k, v in c.to_json().items() if k != "column"}
+                for c in self.columns}
 
 
 def is_numeric(series: pd.Series) -> bool:
@@ -102,21 +100,14 @@ def check_schema(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
         raise SchemaMismatch("current data does not match the reference: " + "; ".join(problems))
 
 
-def _severity(result: ColumnDrift, limits: Thresholds) -> str:
-    from loopline.components.drift_stats import is_drift
-
-    if is_drift(result.method, result.score, limits.retrain):
-        return "retrain"
-    return "warn" if result.drifted else "none"
-
-
 def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
-            rules: DriftRules, extra_reasons: Mapping[str, Action] | None = None) -> Verdict:
-    """Score every column; `extra_reasons` (e.g. prediction drift) add to the decision."""
+            rules: DriftRules, extra_reasons: Mapping[str, Severity] | None = None) -> Verdict:
+    """Score every column; `extra_reasons` (e.g. prediction drift, with its severity) add to
+    the decision."""
     from loopline.components.drift_stats import NUMERIC_ONLY, column_drift
 
     check_schema(reference, current, columns)
-    results, severities, retrain_at = [], {}, {}
+    results = []
     for column in columns:
         numeric = is_numeric(reference[column])
         method = rules.method_for(column, numeric)
@@ -124,25 +115,23 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[st
             raise SchemaMismatch(f"{column}: {method} needs a numeric column; "
                                  f"set methods.{column} to psi or jensenshannon")
         limits = rules.threshold(method)
-        result = column_drift(column, method, reference[column].to_numpy(),
-                              current[column].to_numpy(), numeric, limits.warn)
-        results.append(result)
-        severities[column] = _severity(result, limits)
-        retrain_at[column] = limits.retrain
+        results.append(column_drift(column, method, reference[column].to_numpy(),
+                                    current[column].to_numpy(), numeric, limits.warn,
+                                    limits.retrain))
     drifted = [c for c in results if c.drifted]
     share = len(drifted) / len(results) if results else 0.0
     reasons: list[str] = []
     action: Action = "none"
-    if major := [c.column for c in results if severities[c.column] == "retrain"]:
+    if major := [c.column for c in results if c.severity == "retrain"]:
         reasons.append(f"major drift in {', '.join(major)}")
     if results and share >= rules.drift_share:
         reasons.append(f"{share:.0%} of columns drifted (retrain at {rules.drift_share:.0%})")
     extra = dict(extra_reasons or {})
     if reasons or "retrain" in extra.values():
         action = "retrain"
-    elif drifted or "alert" in extra.values():
+    elif drifted or "warn" in extra.values():
         action = "alert"
     if drifted and not reasons:
         reasons.append(f"drift in {', '.join(c.column for c in drifted)}")
     reasons += [reason for reason, level in extra.items() if level != "none"]
-    return Verdict(results, severities, retrain_at, share, action, reasons)
+    return Verdict(results, share, action, reasons)

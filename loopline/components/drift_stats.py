@@ -22,15 +22,26 @@ NUMERIC_ONLY = {"ks", "wasserstein"}
 
 @dataclass(frozen=True)
 class ColumnDrift:
+    """`drifted`: past `threshold` (an alert). `severity` adds the retrain level."""
+
     column: str
     method: str
     score: float
     threshold: float
     drifted: bool
+    retrain_threshold: float | None = None
+
+    @property
+    def severity(self) -> str:
+        if self.retrain_threshold is not None and \
+                is_drift(self.method, self.score, self.retrain_threshold):
+            return "retrain"
+        return "warn" if self.drifted else "none"
 
     def to_json(self) -> dict[str, Any]:
         return {"column": self.column, "method": self.method, "score": self.score,
-                "threshold": self.threshold, "drifted": self.drifted}
+                "threshold": self.threshold, "retrain_threshold": self.retrain_threshold,
+                "drifted": self.drifted, "severity": self.severity}
 
 
 def _clean(values: Any) -> np.ndarray:
@@ -102,8 +113,9 @@ def is_drift(method: str, value: float, threshold: float) -> bool:
 
 
 def column_drift(column: str, method: str, reference: Any, current: Any, numeric: bool,
-                 threshold: float) -> ColumnDrift:
+                 threshold: float, retrain_threshold: float | None = None) -> ColumnDrift:
     if method in NUMERIC_ONLY and not numeric:
         raise ValueError(f"{column}: {method} needs a numeric column")
     value = score(method, reference, current, numeric)
-    return ColumnDrift(column, method, value, threshold, is_drift(method, value, threshold))
+    return ColumnDrift(column, method, value, threshold, is_drift(method, value, threshold),
+                       retrain_threshold)

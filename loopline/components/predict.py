@@ -75,12 +75,11 @@ def run(ctx: StepContext, params: PredictParams) -> StepResult:
     champion = resolve(ctx, params.model)
     rows = pd.read_parquet(ctx.input_path("data"))
     if rows.empty:
-        ctx.log("WARNING: no rows to score; nothing written for drift")
-    scored = join_features(ctx, champion, rows) if len(rows) else rows
-    if len(scored):
-        scored[PREDICTION] = score(champion, champion.load(), scored)
+        ctx.log("WARNING: no rows to score; nothing kept for drift")
+        scored = rows.assign(**{PREDICTION: pd.Series(dtype=float)})
     else:
-        scored[PREDICTION] = pd.Series(dtype=float)
+        scored = join_features(ctx, champion, rows)
+        scored[PREDICTION] = score(champion, champion.load(), scored)
     scored[MODEL_VERSION] = champion.version
     scored.to_parquet(ctx.output_path("predictions"), index=False)
 

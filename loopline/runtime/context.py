@@ -14,7 +14,7 @@ from loopline.runtime import lineage
 from loopline.runtime.hashing import StatCache
 from loopline.runtime.hooks import ConsoleProgress, RunHooks
 from loopline.runtime.store import ArtifactStore, open_store
-from loopline.runtime.tracking import Tracker, default_tracking_uri, registry_uri
+from loopline.runtime.tracking import Tracker, resolve_uris
 from loopline.spec.load import LoadedSpec
 from loopline.spec.model import Resources
 
@@ -40,8 +40,7 @@ class Run:
         spec, root = self.loaded.spec, self.loaded.project_root
         if self.store is None:
             self.store = open_store(spec.artifacts.root, root)
-        self.tracking_uri = default_tracking_uri(spec, root)
-        self.registry_uri = registry_uri(spec, self.tracking_uri)
+        self.tracking_uri, self.registry_uri = resolve_uris(spec, root)
         self.tracker = Tracker(spec, self.tracking_uri, self.run_id,
                                {"loopline.spec_hash": self.loaded.spec_hash,
                                 "loopline.pipeline": spec.name,

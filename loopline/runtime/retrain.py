@@ -12,9 +12,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loopline.components import model_registry as reg
+from loopline.runtime.tracking import resolve_uris
 from loopline.spec.load import LoadedSpec
 
 KIND = "retrain"
@@ -39,28 +41,28 @@ def event_key(summary: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _past_triggers(client: Any, name: str) -> list[dict[str, Any]]:
-    return [e for e in reg.history(client, name) if e.get("kind") == KIND]
+def _client(loaded: LoadedSpec) -> tuple[Any, str]:
+    """A client on the spec's registry, and the model name (a drift spec needs both)."""
+    assert loaded.spec.registry is not None
+    return reg.client(*resolve_uris(loaded.spec, loaded.project_root)), \
+        loaded.spec.registry.model_name
 
 
-def decide(loaded: LoadedSpec, summary: dict[str, Any], tracking_uri: str,
-           registry_uri: str, orchestrator: str, run_ref: str, now: float | None = None,
-           ) -> Trigger:
+def decide(loaded: LoadedSpec, summary: dict[str, Any], orchestrator: str, run_ref: str,
+           now: float | None = None) -> Trigger:
     """Turn a drift summary into a trigger, or say why not; `record` it once acted on."""
     retrain = loaded.spec.retrain
-    if retrain is None:
-        return Trigger(False, "the spec declares no `retrain:`")
+    assert retrain is not None  # backends act only for specs with a `retrain:` block
     if summary.get("action") != "retrain":
         why = "; ".join(summary.get("reasons") or summary.get("warnings") or []) or "no drift"
         return Trigger(False, f"action is {summary.get('action', 'none')}: {why}",
                        retrain.pipeline)
-    assert loaded.spec.registry is not None  # a drift step needs one to find the champion
-    name = loaded.spec.registry.model_name
-    client = reg.client(tracking_uri, registry_uri)
+    client, name = _client(loaded)
     reason = "; ".join(summary.get("reasons", [])) or "drift"
     key = event_key(summary)
     now = time.time() if now is None else now
-    for past in reversed(_past_triggers(client, name)):
+    past_triggers = [e for e in reg.history(client, name) if e.get("kind") == KIND]
+    for past in reversed(past_triggers):
         if past.get("key") == key:
             return Trigger(False, reason, retrain.pipeline,
                            f"this drift event already started retraining at {past['time']}")
@@ -76,15 +78,14 @@ def decide(loaded: LoadedSpec, summary: dict[str, Any], tracking_uri: str,
     return Trigger(True, reason, retrain.pipeline, event=event)
 
 
-def record(loaded: LoadedSpec, trigger: Trigger, tracking_uri: str, registry_uri: str,
-           **facts: Any) -> dict[str, Any]:
+def record(loaded: LoadedSpec, trigger: Trigger, **facts: Any) -> dict[str, Any]:
     """Write the trigger into the model's history; later drift events see it (cooldown)."""
-    assert trigger.retrain and loaded.spec.registry is not None
-    client = reg.client(tracking_uri, registry_uri)
-    return reg.record_event(client, loaded.spec.registry.model_name, **trigger.event, **facts)
+    assert trigger.retrain
+    client, name = _client(loaded)
+    return reg.record_event(client, name, **trigger.event, **facts)
 
 
-def training_spec(loaded: LoadedSpec) -> Any:
+def training_spec(loaded: LoadedSpec) -> Path:
     """The training pipeline the drift spec names, resolved against the project root."""
     assert loaded.spec.retrain is not None
     return loaded.project_root / loaded.spec.retrain.pipeline
@@ -106,11 +107,3 @@ def drift_summary(loaded: LoadedSpec) -> dict[str, Any]:
                                           entry["hash"]).read_text())
     summary["report"] = store.uri(pipeline, step, manifest["outputs"]["report"]["path"])
     return dict(summary)
-
-
-def uris(loaded: LoadedSpec) -> tuple[str, str]:
-    """(tracking, registry) URIs as the runtime resolves them for this spec."""
-    from loopline.runtime.tracking import default_tracking_uri, registry_uri
-
-    tracking = default_tracking_uri(loaded.spec, loaded.project_root)
-    return tracking, registry_uri(loaded.spec, tracking)

@@ -26,10 +26,12 @@ def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
     return uri or f"sqlite:///{project_root / 'mlflow.db'}"
 
 
-def registry_uri(spec: PipelineSpec, tracking_uri: str) -> str:
-    """The spec's registry URI, or the tracking store's own registry."""
-    return spec.registry.registry_uri if spec.registry and spec.registry.registry_uri \
-        else tracking_uri
+def resolve_uris(spec: PipelineSpec, project_root: Path) -> tuple[str, str]:
+    """(tracking, registry): the registry is the spec's own, or the tracking store's."""
+    tracking = default_tracking_uri(spec, project_root)
+    registry = spec.registry.registry_uri if spec.registry and spec.registry.registry_uri \
+        else tracking
+    return tracking, registry
 
 
 @contextlib.contextmanager
