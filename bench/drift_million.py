@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopline.components import drift_report
-from loopline.components.drift_check import DriftRules, compare
+from loopline.integrations import evidently_report as drift_report
+from loopline.ml.drift_decision import DriftRules, compare
 
 ROWS, COLUMNS = 1_000_000, 20
 REPORT_ROWS = 20_000

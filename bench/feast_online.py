@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopline.components.feast_repo import open_store
+from loopline.integrations.feast import open_store
 
 REPO = Path(__file__).resolve().parents[1] / "feature_repo"
 

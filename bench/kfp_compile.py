@@ -20,8 +20,8 @@ BIN = Path(sys.executable).parent
 
 
 def compile_times(generated: int = 100) -> None:
-    from loopline.backends.kfp import KfpCompiler
-    from loopline.components.validation import load_pipeline
+    from loopline.backends.kfp.compile import KfpCompiler
+    from loopline.pipeline.load import load_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         project = copy(Path(tmp) / "p")

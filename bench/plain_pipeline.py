@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.components import registry
-from loopline.components.validation import load_pipeline, step_params
+from loopline.pipeline.load import load_pipeline, step_params
 from loopline.spec import graph
 
 

@@ -71,7 +71,7 @@ def bench_log_model(tmp: Path, repeats: int) -> None:
     code = f"""
 import time, sys, joblib, mlflow, logging
 logging.getLogger("mlflow").setLevel(logging.ERROR)
-from loopline.components.promote import _pip_requirements
+from loopline.builtin.registry_promote import _pip_requirements
 mlflow.set_tracking_uri("sqlite:///{tmp}/logmodel.db")
 model = joblib.load("{tmp}/project/artifacts/flights/train/model.joblib")
 explicit = sys.argv[1] == "explicit"

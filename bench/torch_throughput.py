@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from loopline.components.torch_trainer import MLP, TrainConfig, fit
+from loopline.ml.torch_trainer import MLP, TrainConfig, fit
 
 
 def data(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ Parsing imports no pandas or ML library; each task imports what its step needs w
 import os
 from pathlib import Path
 
-from loopline.backends.airflow_dags import build_dags
+from loopline.backends.airflow.dag import build_dags
 
 PIPELINES = Path(os.environ.get("LOOPLINE_PIPELINES_DIR",
                                 Path(__file__).resolve().parent.parent / "pipelines"))

@@ -56,7 +56,7 @@ def flights_project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def small_project(tmp_path: Path) -> Path:
-    from loopline.scaffold import create_project
+    from loopline.cli.init import create_project
 
     return create_project(tmp_path / "small")
 

@@ -355,7 +355,7 @@ def test_drift_dag_starts_the_training_dag_through_an_asset_event(
 
 
 def _history(client: object) -> list[dict]:  # type: ignore[type-arg]
-    from loopline.components.model_registry import history
+    from loopline.integrations.mlflow_registry import history
 
     return history(client, "flights-late-arrival")
 
@@ -437,7 +437,9 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
     assert pod["selector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
     assert pod["queue"] == "gpu"
     assert pod["ingest_limits"] == {"memory": "4Gi"}
-    assert pod["env"]["LOOPLINE_RUN_ID"] == "airflow-{{ run_id }}"
+    # The pod derives its run id from Airflow's with the rule in-process tasks use.
+    assert pod["env"]["LOOPLINE_ORCHESTRATOR_RUN"] == "{{ run_id }}"
+    assert "LOOPLINE_RUN_ID" not in pod["env"]
 
 
 def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from loopline.components.schema import spec_json_schema
+from loopline.pipeline.schema import spec_json_schema
 from tests.conftest import REPO, run_json, subprocess_cli
 
 HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "torch", "feast",
@@ -88,7 +88,7 @@ def test_suggest_suite_reads_data_and_names_a_missing_source(tmp_path: Path) -> 
 
 
 def test_components_reference_is_fresh() -> None:
-    from loopline.components.reference import components_markdown
+    from loopline.pipeline.reference import components_markdown
 
     assert (REPO / "docs" / "components.md").read_text() == components_markdown(), \
         "docs/components.md is stale: run `loopline components --markdown > docs/components.md`"

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from loopline.components.model_registry import history
+from loopline.integrations.mlflow_registry import history
 from tests.conftest import copy_example, registry_client, run_cli, run_json
 
 SCORING = """\
@@ -73,7 +73,7 @@ def test_scoring_keeps_rows_with_the_version_that_scored_them(project: Path) -> 
     assert scored["status"] == "succeeded"
     predictions = pd.read_parquet(scored["steps"]["score"]["outputs"]["predictions"])
     assert set(predictions["model_version"]) == {version}
-    from loopline.components.model_registry import load_model
+    from loopline.integrations.mlflow_registry import load_model
 
     client = registry_client(project)
     model = load_model(client.tracking_uri, f"models:/my-model/{version}")

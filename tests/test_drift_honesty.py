@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.components.drift_check import DriftRules, SchemaMismatch, compare, is_numeric
+from loopline.ml.drift_decision import DriftRules, SchemaMismatch, compare, is_numeric
 
 WEATHER = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
 # The example model's inputs, as drift.evidently picks them (timestamps left out).

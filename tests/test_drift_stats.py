@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.components.drift_stats import column_drift, score
+from loopline.ml.drift_stats import column_drift, score
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loopline.backends.dvc import DvcCompiler
-from loopline.components.validation import load_pipeline
+from loopline.pipeline.load import load_pipeline
 from tests.conftest import REPO, run_json
 
 QUALITY = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")

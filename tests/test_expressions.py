@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.components import expressions
+from loopline.ml import expressions
 
 FRAME = pd.DataFrame({"a": [1.0, 20.0, np.nan, 4.0], "b": [1, 2, 3, 4],
                       "origin": ["JFK", "LGA", "EWR", "JFK"]})

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopline.builtin.features_feast import historical_features
 from loopline.components.contract import StepFailed
-from loopline.components.feast_repo import open_store
-from loopline.components.features_feast import historical_features
+from loopline.integrations.feast import open_store
 from tests.conftest import REPO, copy_example, require_service, run_cli, run_json, subprocess_cli
 
 pytestmark = pytest.mark.slow

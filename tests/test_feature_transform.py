@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loopline.components.features import FeatureParams, build_transform
+from loopline.builtin.features_transform import FeatureParams, build_transform
 
 TRAIN = pd.DataFrame({
     "x": [1.0, 2.0, 3.0, None], "carrier": ["AA", "AA", "UA", "DL"],

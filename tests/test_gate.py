@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loopline.components.gate import GateCheck, evaluate_checks
-from loopline.components.metrics import HIGHER_IS_BETTER
+from loopline.ml.gate import GateCheck, evaluate_checks
+from loopline.ml.metrics import HIGHER_IS_BETTER
 
 
 def _checks(metrics, champion, *checks):  # type: ignore[no-untyped-def]

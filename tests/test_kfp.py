@@ -14,17 +14,19 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from loopline.backends.kfp import KfpCompiler
-from loopline.backends.kfp_components import export_components
-from loopline.components.validation import load_pipeline
+from loopline.backends.kfp.compile import KfpCompiler
+from loopline.backends.kfp.components import export_components
+from loopline.pipeline.load import load_pipeline
 from tests.conftest import REPO, copy_example, run_cli, run_json
 
 pytestmark = pytest.mark.slow
 
 
 def _compiled(spec: Path, tmp_path: Path, **options: Any) -> dict[str, Any]:
+    """The pipeline IR; the Kubernetes platform spec (when there is one) under `platform`."""
     out = KfpCompiler().compile(load_pipeline(spec), tmp_path / "pipeline.yaml", **options)
-    return yaml.safe_load(out.read_text())
+    ir, *platform = yaml.safe_load_all(out.read_text())
+    return {**ir, "platform": platform[0] if platform else {}}
 
 
 def _executor(ir: dict[str, Any], step: str) -> dict[str, Any]:
@@ -41,9 +43,16 @@ def test_ir_keeps_resources_retries_caching_and_image(tmp_path: Path) -> None:
         "gpu: {count: 1, require: false}", "gpu: {count: 2, type: nvidia-tesla-a100}"))
     ir = _compiled(spec, tmp_path, image="registry.example/loopline-step:1")
     train = _executor(ir, "train")
-    assert train["resources"]["accelerator"]["resourceType"] == "nvidia-tesla-a100"
+    # One Kubernetes translation for every backend (backends/kubernetes.py): the GPU is the
+    # nvidia.com/gpu resource, its type a node selector; CPU is requested, never limited.
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert train["resources"]["accelerator"]["resourceCount"] == "2"  # not dropped
-    assert train["resources"]["cpuLimit"] == 2.0 and train["resources"]["cpuRequest"] == 2.0
+    assert train["resources"]["cpuRequest"] == 2.0 and "cpuLimit" not in train["resources"]
+    train_executor = next(k for k, v in ir["deploymentSpec"]["executors"].items()
+                          if v["container"] is train)
+    selector = ir["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
+        train_executor]["nodeSelector"]
+    assert selector["labels"] == {"nvidia.com/gpu.product": "nvidia-tesla-a100"}
     assert train["resources"]["memoryLimit"] == pytest.approx(8 * 1024**3 / 1e9)
     assert train["image"] == "registry.example/loopline-step:1"
     assert "accelerator" not in _executor(ir, "ingest")["resources"]
@@ -208,7 +217,7 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
         tmp_path: Path, fake_kfp: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """kfp-local runs the compiled drift pipeline; its retrain task submits the training
     pipeline to the (fake) KFP API with the same `submit` as `loopline submit kfp`."""
-    from loopline.components.model_registry import history
+    from loopline.integrations.mlflow_registry import history
     from tests.conftest import registry_client
 
     project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01",

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from loopline.components.torch_trainer import GpuUnavailable, TrainConfig, fit
+from loopline.ml.torch_trainer import GpuUnavailable, TrainConfig, fit
 from tests.conftest import REPO, copy_example, run_json
 
 
 def test_trainer_core_imports_only_torch_and_numpy() -> None:
-    probe = ("import sys, loopline.components.torch_trainer\n"
+    probe = ("import sys, loopline.ml.torch_trainer\n"
              "heavy = {'pandas', 'mlflow', 'feast', 'airflow', 'sklearn', 'great_expectations',"
              " 'kfp', 'evidently', 'pyarrow'}\n"
              "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
@@ -103,7 +103,7 @@ def test_torch_pipeline_registers_a_module_that_scores_raw_rows(tmp_path: Path) 
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from loopline.components.torch_model import TabularModel
+    from loopline.ml.torch_model import TabularModel
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     champion = mlflow.pytorch.load_model("models:/flights-late-arrival-mlp@champion")

@@ -14,7 +14,7 @@ import yaml
 
 from loopline.backends.base import Compiler
 from loopline.components import registry
-from loopline.components.validation import step_params
+from loopline.pipeline.load import step_params
 from loopline.runtime.hashing import stable_hash
 from loopline.spec import graph
 from loopline.spec.load import LoadedSpec
@@ -50,11 +50,10 @@ class DvcCompiler(Compiler):
             params = step_params(loaded, step)
             folder = artifacts / spec.name / step
             deps = []
-            for ref in spec.steps[step].inputs.values():
-                upstream, output = ref.split(".")
-                upstream_component = registry.get(spec.steps[upstream].component)
-                deps.append(str(artifacts / spec.name / upstream /
-                                upstream_component.outputs[output].filename))
+            for ref in spec.steps[step].input_refs().values():
+                upstream_component = registry.get(spec.steps[ref.step].component)
+                deps.append(str(artifacts / spec.name / ref.step /
+                                upstream_component.outputs[ref.output].filename))
             for source in component.sources(params, root) if component.sources else []:
                 if (relative := _rel(Path(source), root)) is not None:
                     deps.append(relative)  # files outside the project (site-packages) are

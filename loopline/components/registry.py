@@ -10,7 +10,6 @@ A user's package adds components with an entry point in the `loopline.components
 from __future__ import annotations
 
 import ast
-import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -19,29 +18,28 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from loopline.components.contract import Component
+from loopline.spec.hints import did_you_mean
 
 ENTRY_POINT_GROUP = "loopline.components"
 
 BUILTINS: dict[str, str] = {
-    "ingest.table": "loopline.components.ingest:COMPONENT",
-    "validate.expectations": "loopline.components.validate:COMPONENT",
-    "features.transform": "loopline.components.features:COMPONENT",
-    "features.feast": "loopline.components.features_feast:COMPONENT",
-    "features.materialize": "loopline.components.features_materialize:COMPONENT",
-    "train.sklearn": "loopline.components.train_sklearn:COMPONENT",
-    "train.torch": "loopline.components.train_torch:COMPONENT",
-    "evaluate.gate": "loopline.components.evaluate:COMPONENT",
-    "registry.promote": "loopline.components.promote:COMPONENT",
-    "predict.batch": "loopline.components.predict:COMPONENT",
-    "drift.evidently": "loopline.components.drift:COMPONENT",
+    "ingest.table": "loopline.builtin.ingest_table:COMPONENT",
+    "validate.expectations": "loopline.builtin.validate_expectations:COMPONENT",
+    "features.transform": "loopline.builtin.features_transform:COMPONENT",
+    "features.feast": "loopline.builtin.features_feast:COMPONENT",
+    "features.materialize": "loopline.builtin.features_materialize:COMPONENT",
+    "train.sklearn": "loopline.builtin.train_sklearn:COMPONENT",
+    "train.torch": "loopline.builtin.train_torch:COMPONENT",
+    "evaluate.gate": "loopline.builtin.evaluate_gate:COMPONENT",
+    "registry.promote": "loopline.builtin.registry_promote:COMPONENT",
+    "predict.batch": "loopline.builtin.predict_batch:COMPONENT",
+    "drift.evidently": "loopline.builtin.drift_evidently:COMPONENT",
 }
 
 
 class UnknownComponent(LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        super().__init__(f"unknown component {name!r}{hint}")
+        super().__init__(f"unknown component {name!r}{did_you_mean(name, known)}")
 
 
 def _load(target: str) -> Component:

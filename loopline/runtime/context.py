@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline.integrations import mlflow_tags as tag
 from loopline.runtime import lineage
 from loopline.runtime.hashing import StatCache
 from loopline.runtime.hooks import ConsoleProgress, RunHooks
@@ -17,10 +19,21 @@ from loopline.runtime.store import ArtifactStore, open_store
 from loopline.runtime.tracking import Tracker, resolve_uris
 from loopline.spec.load import LoadedSpec
 from loopline.spec.model import Resources
+from loopline.spec.paths import location
+
+# A pod or a worker that runs one step of an orchestrator's run finds that run's id here.
+ORCHESTRATOR_RUN_ENV = "LOOPLINE_ORCHESTRATOR_RUN"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def orchestrator_run_id(orchestrator: str, native_run: str) -> str:
+    """The Loopline run id of an orchestrator's run (`airflow-manual__2026-…`), the same in
+    every process a step of that run executes in: file-name and tag safe."""
+    return f"{orchestrator}-{_UNSAFE.sub('_', native_run)}"
 
 
 @dataclass
@@ -42,14 +55,24 @@ class Run:
             self.store = open_store(spec.artifacts.root, root)
         self.tracking_uri, self.registry_uri = resolve_uris(spec, root)
         self.tracker = Tracker(spec, self.tracking_uri, self.run_id,
-                               {"loopline.spec_hash": self.loaded.spec_hash,
-                                "loopline.pipeline": spec.name,
-                                "loopline.orchestrator": self.orchestrator}, root)
+                               {tag.SPEC_HASH: self.loaded.spec_hash,
+                                tag.PIPELINE: spec.name,
+                                tag.ORCHESTRATOR: self.orchestrator}, root)
         self.sources = StatCache(root / ".loopline" / "source-hashes.json")
 
     @classmethod
+    def for_orchestrator(cls, loaded: LoadedSpec, orchestrator: str, native_run: str,
+                         **kwargs: Any) -> Run:
+        """A step of an Airflow DAG run or a KFP run, wherever it executes."""
+        return cls(loaded, orchestrator_run_id(orchestrator, native_run), orchestrator,
+                   orchestrator_run=native_run, **kwargs)
+
+    @classmethod
     def from_env(cls, loaded: LoadedSpec, orchestrator: str, **kwargs: Any) -> Run:
-        """Steps run as separate processes share a run id through LOOPLINE_RUN_ID."""
+        """Steps run as separate processes share a run: an orchestrator's run id in
+        $LOOPLINE_ORCHESTRATOR_RUN (pods), or Loopline's own in $LOOPLINE_RUN_ID."""
+        if native := os.environ.get(ORCHESTRATOR_RUN_ENV):
+            return cls.for_orchestrator(loaded, orchestrator, native, **kwargs)
         run_id = os.environ.get("LOOPLINE_RUN_ID") or new_run_id()
         return cls(loaded, run_id, orchestrator, **kwargs)
 
@@ -65,7 +88,7 @@ class StepRunContext:
         self.run_id = run.run_id
         self.project_root = run.loaded.project_root
         root = run.loaded.spec.artifacts.root
-        self.artifacts_root = root if "://" in root else str(self.project_root / root)
+        self.artifacts_root = location(root, self.project_root)
         self.tracking_uri = run.tracking_uri
         self.registry_uri = run.registry_uri
         self.model_name = run.loaded.spec.registry.model_name if run.loaded.spec.registry else None

@@ -1,9 +1,7 @@
-"""Running one step: the single function behind `loopline run`, `loopline step`, DVC and Airflow.
-
-Cache key = component name + component code version + resolved params + content hashes of
-its inputs and external sources (Hamilton's recipe). A hit needs the manifest to carry the
-same key and every output to still be there.
-"""
+"""Running one step: the single function behind `loopline run`, `loopline step`, DVC, Airflow
+and KFP tasks. A cache hit (runtime.cache_key) needs the manifest to carry the same key and
+every output to still be there; otherwise the step runs in a staging folder and its outputs
+are committed atomically (runtime.store)."""
 
 from __future__ import annotations
 
@@ -17,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline.components import registry
-from loopline.components.contract import Component, StepFailed, StepResult
-from loopline.components.validation import step_params
+from loopline.components.contract import StepFailed, StepResult
+from loopline.runtime.cache_key import MissingInput, StepPlan, plan_step
 from loopline.runtime.context import Run, StepRunContext, lineage_facts
-from loopline.runtime.hashing import path_md5, stable_hash
+from loopline.runtime.hashing import path_md5
 
 
 @dataclass
@@ -41,57 +38,6 @@ class StepOutcome:
 
 class StepTimeout(Exception):
     pass
-
-
-class MissingInput(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """Everything that decides a step's outputs, resolved before running it."""
-
-    component: Component
-    params: Any
-    key: str
-    inputs: dict[str, Path]
-    input_hashes: dict[str, str]
-    data_hashes: dict[str, str]
-
-
-def plan_step(run: Run, step: str) -> StepPlan:
-    loaded, store = run.loaded, run.store
-    spec_step = loaded.spec.steps[step]
-    component = registry.get(spec_step.component)
-    params = step_params(loaded, step)
-    inputs: dict[str, Path] = {}
-    input_hashes: dict[str, str] = {}
-    data_hashes: dict[str, str] = {}
-    for name, ref in spec_step.inputs.items():
-        upstream, output = ref.split(".")
-        manifest = store.read_manifest(loaded.spec.name, upstream)
-        if manifest is None or output not in manifest.get("outputs", {}):
-            raise MissingInput(f"input {name!r} needs {ref}, which has no complete output; "
-                               f"run step {upstream!r} first")
-        entry = manifest["outputs"][output]
-        inputs[name] = store.local_path(loaded.spec.name, upstream, entry["path"], entry["hash"])
-        input_hashes[name] = entry["hash"]
-        data_hashes.update(manifest.get("data_hashes", {}))
-    sources = component.sources(params, loaded.project_root) if component.sources else []
-    for source in sources:
-        data_hashes[source] = run.sources.hash(Path(source))
-    run.sources.save()
-    key_material: dict[str, Any] = {
-        "component": component.name,
-        "code_version": registry.code_version(spec_step.component),
-        "params": params.model_dump(mode="json"),
-        "inputs": input_hashes,
-        "sources": {s: data_hashes[s] for s in sources},
-    }
-    if component.touches_registry or component.reads_registry:
-        key_material["registry"] = run.registry_uri
-    return StepPlan(component, params, stable_hash(key_material)[:24], inputs, input_hashes,
-                    data_hashes)
 
 
 @contextlib.contextmanager

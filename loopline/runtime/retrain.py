@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline.components import model_registry as reg
+from loopline.integrations import mlflow_registry as reg
 from loopline.runtime.tracking import resolve_uris
 from loopline.spec.load import LoadedSpec
 

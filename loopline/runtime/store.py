@@ -12,8 +12,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from loopline.runtime.hashing import path_md5
+from loopline.spec.paths import is_uri, project_path
 
 MANIFEST = "_loopline.json"
 
@@ -69,6 +73,23 @@ class ArtifactStore:
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
+
+    def adopt(self, pipeline: str, step: str, files: Mapping[str, tuple[Path, str, str | None]],
+              data_hashes: Mapping[str, str]) -> None:
+        """Record files produced elsewhere (a KFP task's input artifacts) as a step's complete
+        outputs: `files` maps output -> (where it is, its file name, its hash if known).
+        Linked, not copied; the manifest is written last, as by `commit`."""
+        folder = self.step_dir(pipeline, step)
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs = {}
+        for name, (source, filename, digest) in files.items():
+            target = folder / filename
+            if not target.exists():
+                os.symlink(source, target)
+            outputs[name] = {"path": filename, "hash": digest or path_md5(target),
+                             "size": target.stat().st_size if target.is_file() else None}
+        write_atomic(folder / MANIFEST, json.dumps({"outputs": outputs,
+                                                    "data_hashes": dict(data_hashes)}))
 
 
 class FsspecStore(ArtifactStore):
@@ -131,7 +152,6 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def open_store(root: str, project_root: Path) -> ArtifactStore:
-    if "://" in root and not root.startswith("file://"):
+    if is_uri(root) and not root.startswith("file://"):
         return FsspecStore(root, project_root / ".loopline" / "cache")
-    local = Path(root.removeprefix("file://"))
-    return ArtifactStore(local if local.is_absolute() else project_root / local)
+    return ArtifactStore(project_path(root.removeprefix("file://"), project_root))

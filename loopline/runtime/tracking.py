@@ -13,22 +13,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from loopline.integrations import mlflow_tags as tag
 from loopline.spec.model import PipelineSpec
 
 
-def default_tracking_uri(spec: PipelineSpec, project_root: Path) -> str:
-    """Env wins (production points it at a server); else the spec; else SQLite in the project."""
+def tracking_uri(configured: str | None, project_root: Path) -> str:
+    """The one rule, for steps and for `loopline models`: $MLFLOW_TRACKING_URI wins (production
+    points it at a server); else the configured URI (a relative SQLite path is under the
+    project); else SQLite in the project root — never the working folder."""
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
-    uri = spec.tracking.mlflow.tracking_uri
-    if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{project_root / uri.removeprefix('sqlite:///')}"
-    return uri or f"sqlite:///{project_root / 'mlflow.db'}"
+    if configured and configured.startswith("sqlite:///") and \
+            not configured.startswith("sqlite:////"):
+        return f"sqlite:///{project_root / configured.removeprefix('sqlite:///')}"
+    return configured or f"sqlite:///{project_root / 'mlflow.db'}"
 
 
 def resolve_uris(spec: PipelineSpec, project_root: Path) -> tuple[str, str]:
     """(tracking, registry): the registry is the spec's own, or the tracking store's."""
-    tracking = default_tracking_uri(spec, project_root)
+    tracking = tracking_uri(spec.tracking.mlflow.tracking_uri, project_root)
     registry = spec.registry.registry_uri if spec.registry and spec.registry.registry_uri \
         else tracking
     return tracking, registry
@@ -75,16 +78,15 @@ class Tracker:
             with sqlite_init_lock(self.tracking_uri):
                 self._experiment(mlflow)
             existing = mlflow.search_runs(
-                filter_string=f"tags.`loopline.run_id` = '{self.run_id}' and "
-                              "tags.`loopline.level` = 'pipeline'", max_results=1,
+                filter_string=f"tags.`{tag.RUN_ID}` = '{self.run_id}' and "
+                              f"tags.`{tag.LEVEL}` = 'pipeline'", max_results=1,
                 output_format="list")
             if existing:
                 self._parent = mlflow.start_run(run_id=existing[0].info.run_id)
             else:
                 self._parent = mlflow.start_run(
                     run_name=f"{self.spec.name} {self.run_id}",
-                    tags={"loopline.run_id": self.run_id, "loopline.level": "pipeline",
-                          **self.tags})
+                    tags={tag.RUN_ID: self.run_id, tag.LEVEL: "pipeline", **self.tags})
         return mlflow
 
     def _experiment(self, mlflow: Any) -> None:
@@ -106,8 +108,8 @@ class Tracker:
     def step(self, step: str) -> Iterator[str]:
         mlflow = self._mlflow()
         with mlflow.start_run(run_name=step, nested=True,
-                              tags={"loopline.run_id": self.run_id, "loopline.step": step,
-                                    "loopline.level": "step"}) as run:
+                              tags={tag.RUN_ID: self.run_id, tag.STEP: step,
+                                    tag.LEVEL: "step"}) as run:
             yield run.info.run_id
 
     def log_metrics(self, step: str, metrics: Mapping[str, float]) -> None:
@@ -133,7 +135,7 @@ class Tracker:
                 mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
             self._wandb = wandb.init(project=settings.project or self.spec.name,
                                      name=self.run_id, mode=mode, reinit=True,
-                                     config={"loopline.run_id": self.run_id})
+                                     config={tag.RUN_ID: self.run_id})
         return self._wandb
 
     def finish(self, status: str) -> None:

@@ -8,7 +8,7 @@ from loopline.spec.model import PipelineSpec
 def upstream(spec: PipelineSpec, step: str) -> list[str]:
     """Direct predecessors of a step, in first-mention order."""
     step_spec = spec.steps[step]
-    deps = [ref.split(".")[0] for ref in step_spec.inputs.values()] + list(step_spec.after)
+    deps = [ref.step for ref in step_spec.input_refs().values()] + list(step_spec.after)
     return list(dict.fromkeys(d for d in deps if d in spec.steps))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -13,8 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from loopline.spec import graph
 from loopline.spec.errors import SpecError, SpecProblem
+from loopline.spec.hints import did_you_mean
 from loopline.spec.model import PipelineSpec
 from loopline.spec.params import Params, load_params, resolve
+from loopline.spec.paths import find_project_root, project_path
 from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file
 
 
@@ -49,17 +50,7 @@ class LoadedSpec:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def resolve_path(self, value: str) -> Path:
-        path = Path(value)
-        return path if path.is_absolute() else self.project_root / path
-
-
-def find_project_root(spec_path: Path) -> Path:
-    """The folder holding `pipelines/`: specs live there, data and params.yaml beside it."""
-    spec_path = spec_path.resolve()
-    for parent in spec_path.parents:
-        if (parent / "pipelines").is_dir() and spec_path.is_relative_to(parent / "pipelines"):
-            return parent
-    return spec_path.parent
+        return project_path(value, self.project_root)
 
 
 def _display_path(path: Path) -> str:
@@ -101,7 +92,8 @@ def pydantic_problems(
         loc = (*prefix, *err["loc"])
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown field" + _suggest(loc[-1], _allowed_fields(model, err["loc"][:-1]))
+            allowed = _allowed_fields(model, err["loc"][:-1])
+            message = "unknown field" + did_you_mean(loc[-1], allowed)
         elif err["type"] == "missing":
             message = "required field is missing"
         elif "input" in err and err["type"] not in ("value_error",) and not isinstance(
@@ -147,22 +139,17 @@ def _dict_value_model(annotation: Any) -> Any:
     return args[1] if len(args) == 2 else None
 
 
-def _suggest(name: Any, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def structural_problems(spec: PipelineSpec, doc: LocatedDocument) -> list[SpecProblem]:
     """References to missing steps and cycles; component-level checks live a layer up."""
     problems = []
     names = list(spec.steps)
     for name, step in spec.steps.items():
-        for input_name, ref in step.inputs.items():
-            target = ref.split(".")[0]
+        for input_name, ref in step.input_refs().items():
+            target = ref.step
             if target not in spec.steps:
                 problems.append(doc.problem(
                     ("steps", name, "inputs", input_name),
-                    f"refers to missing step {target!r}{_suggest(target, names)}"))
+                    f"refers to missing step {target!r}{did_you_mean(target, names)}"))
             elif target == name:
                 problems.append(doc.problem(
                     ("steps", name, "inputs", input_name), "a step cannot read its own output"))
@@ -170,7 +157,7 @@ def structural_problems(spec: PipelineSpec, doc: LocatedDocument) -> list[SpecPr
             if dep not in spec.steps:
                 problems.append(doc.problem(
                     ("steps", name, "after", i),
-                    f"refers to missing step {dep!r}{_suggest(dep, names)}"))
+                    f"refers to missing step {dep!r}{did_you_mean(dep, names)}"))
     if not problems and (cycle := graph.find_cycle(spec)):
         problems.append(doc.problem(("steps", cycle[0]), "cycle: " + " -> ".join(cycle)))
     return problems

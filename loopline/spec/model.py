@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopline.spec.refs import OutputRef
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Kubernetes resource quantities: "500m", "2", "1.5", "4Gi", "512M".
 _CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -21,7 +23,9 @@ class GpuSpec(_Frozen):
     """GPU needs of a step; `require` turns "no GPU here" into an error instead of a CPU run."""
 
     count: int = Field(1, ge=0, le=64, description="Number of GPUs.")
-    type: str | None = Field(None, description="Accelerator type, e.g. nvidia-tesla-t4.")
+    type: str | None = Field(
+        None, description="GPU model, matched against the nvidia.com/gpu.product node label, "
+                          "e.g. NVIDIA-A100-SXM4-40GB.")
     require: bool = Field(False, description="Fail instead of falling back to the CPU.")
 
 
@@ -107,9 +111,15 @@ class StepSpec(_Frozen):
     @classmethod
     def _refs(cls, value: dict[str, str]) -> dict[str, str]:
         for name, ref in value.items():
-            if not isinstance(ref, str) or ref.count(".") != 1 or not all(ref.split(".")):
-                raise ValueError(f"input {name!r}: expected 'step.output', got {ref!r}")
+            try:
+                OutputRef.parse(ref)
+            except ValueError as exc:
+                raise ValueError(f"input {name!r}: {exc}") from None
         return value
+
+    def input_refs(self) -> dict[str, OutputRef]:
+        """Input name -> the upstream output it reads."""
+        return {name: OutputRef.parse(ref) for name, ref in self.inputs.items()}
 
 
 class SecretRef(_Frozen):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 
 from loopline.spec.errors import SpecError, SpecProblem
+from loopline.spec.hints import did_you_mean
 from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file
 
 _REF = re.compile(r"\$\{([^}]*)\}")
@@ -80,7 +80,7 @@ def _apply_override(params: Params, override: str) -> SpecProblem | None:
     if not sep or not key:
         return SpecProblem("--set", 1, override, "expected section.key=value")
     if key not in params.flat:
-        hint = _did_you_mean(key, params.flat)
+        hint = did_you_mean(key, params.flat)
         return SpecProblem("--set", 1, key, f"not a key of {params.file}{hint}")
     value = yaml.safe_load(raw) if raw.strip() else ""
     *parents, leaf = key.split(".")
@@ -89,11 +89,6 @@ def _apply_override(params: Params, override: str) -> SpecProblem | None:
         node = node[part]
     node[leaf] = value
     return None
-
-
-def _did_you_mean(key: str, known: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def overrides_from_values(values: dict[str, Any], known: dict[str, Any]) -> list[str]:
@@ -121,7 +116,7 @@ def resolve(doc: LocatedDocument, params: Params) -> tuple[Any, dict[Loc, set[st
         refs = _REF.findall(value)
         for key in refs:
             if key not in params.flat:
-                hint = _did_you_mean(key, params.flat)
+                hint = did_you_mean(key, params.flat)
                 problems.append(doc.problem(loc, f"${{{key}}} not found in {params.file}{hint}"))
                 return value
             used.setdefault(loc, set()).add(key)

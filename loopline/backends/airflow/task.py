@@ -1,0 +1,64 @@
+"""What an Airflow task executes: the same `execute_step` as `loopline run`.
+
+Kept apart from the DAG builder so that parsing DAGs never imports this module's work, and
+small enough that `external_python` can call it in another interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
+             **context: Any) -> dict[str, Any]:
+    """Run one step for an Airflow task; raise on failure so Airflow retries it."""
+    from loopline.pipeline.load import load_pipeline_with_values
+    from loopline.runtime.context import Run
+    from loopline.runtime.executor import execute_single_step
+    from loopline.runtime.hooks import ConsoleProgress
+
+    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
+    run = Run.for_orchestrator(loaded, "airflow", run_id, hooks=ConsoleProgress(sys.stdout))
+    # Airflow owns retries, so Loopline's own retry loop is off inside a task.
+    outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
+    model = outcome.facts.get("model")
+    if model and "outlet_events" in context:  # the model Asset's event says what happened
+        from loopline.backends.airflow.assets import model_asset
+
+        context["outlet_events"][model_asset(model["name"])].extra = {
+            "version": model["version"], "aliases": model["aliases"],
+            "promoted": "champion" in model["aliases"], "run_id": run.run_id}
+    return {"status": outcome.status, "outputs": outcome.outputs, "metrics": outcome.metrics,
+            **outcome.facts}
+
+
+def external_step(spec_path: str, step: str, run_id: str, params_json: str) -> dict:  # type: ignore[type-arg]
+    """Shipped as source to `@task.external_python`: imports happen in that interpreter."""
+    from loopline.backends.airflow.task import run_step
+
+    return run_step(spec_path, step, run_id, params_json)
+
+
+def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str = "{}",
+                    **context: Any) -> dict[str, Any]:
+    """The drift DAG's last task: on `retrain`, record the trigger and emit the Asset event
+    the training DAG is scheduled on; otherwise skip (a skipped task emits no event)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from loopline.backends.airflow.assets import retrain_asset
+    from loopline.pipeline.load import load_pipeline_with_values
+    from loopline.runtime import retrain
+
+    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
+    summary = retrain.drift_summary(loaded)
+    trigger = retrain.decide(loaded, summary, "airflow", run_id)
+    if not trigger.retrain:
+        raise AirflowSkipException(f"no retraining: {trigger.suppressed or trigger.reason}")
+    event = retrain.record(loaded, trigger, dag=target)
+    if "outlet_events" in context:
+        context["outlet_events"][retrain_asset(target)].extra = {
+            k: event.get(k) for k in ("reason", "key", "champion", "drift_pipeline", "run")}
+    print(f"retraining {target}: {trigger.reason}")
+    return trigger.to_json()

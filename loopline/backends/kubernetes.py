@@ -1,0 +1,60 @@
+"""The Kubernetes rules every backend that starts pods shares (Airflow's pod operator, KFP
+tasks, the `loopline components export` YAMLs): the step image and a step's resources.
+
+Resources, one translation:
+* CPU is a request only. A CPU limit throttles a step through CFS quotas whenever it bursts
+  (data loading, a sort) while the node has idle cores; the request alone reserves its share.
+* Memory is a request and an equal limit: the scheduler never places more than fits, and a
+  leaking step is killed alone instead of starving its neighbours.
+* GPUs are limits of the `nvidia.com/gpu` resource (Kubernetes takes extended resources as
+  limits only); a GPU `type` selects nodes by the `nvidia.com/gpu.product` label that
+  NVIDIA's GPU feature discovery puts on each node.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from loopline import __version__
+from loopline.spec.model import GpuSpec, Resources
+
+# The image built from this repository's Dockerfile, tagged with the package version: a
+# moving `latest` tag would let a cluster run other code than the one that compiled the spec.
+DEFAULT_IMAGE = f"loopline-step:{__version__}"
+IMAGE_ENV = "LOOPLINE_STEP_IMAGE"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+def step_image(configured: str | None = None) -> str:
+    """The step's own image, else $LOOPLINE_STEP_IMAGE, else the versioned default."""
+    return configured or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+@dataclass(frozen=True)
+class PodResources:
+    requests: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gpus(self) -> int:
+        return int(self.limits.get(GPU_RESOURCE, 0))
+
+
+def pod_resources(resources: Resources) -> PodResources:
+    """A step's `resources:` as Kubernetes requests, limits and a node selector."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    selector: dict[str, str] = {}
+    if resources.cpu:
+        requests["cpu"] = str(resources.cpu)
+    if resources.memory:
+        requests["memory"] = limits["memory"] = resources.memory
+    gpu = resources.gpu
+    if isinstance(gpu, GpuSpec) and gpu.count:
+        limits[GPU_RESOURCE] = str(gpu.count)
+        if gpu.type:
+            selector[GPU_PRODUCT_LABEL] = gpu.type
+    return PodResources(requests, limits, selector)

@@ -1,0 +1,140 @@
+"""`evaluate.gate`: score the challenger and the champion on the same rows; decide honestly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field
+
+from loopline.components.contract import (
+    Component,
+    ComponentParams,
+    Input,
+    Output,
+    StepContext,
+    StepFailed,
+    StepResult,
+)
+from loopline.ml.gate import GateCheck, evaluate_checks
+
+
+class EvaluateParams(ComponentParams):
+    gates: list[GateCheck] = Field(default_factory=list)
+    primary_metric: str | None = Field(None, description="Default: roc_auc or rmse.")
+    require_data_quality: bool = Field(True, description="Fail the gate if validation failed.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold for accuracy/f1.")
+    latency_rows: int = Field(200, ge=10, description="Single-row calls timed per model.")
+    compare_with: str = Field("champion", description="Registry alias to compare against.")
+
+
+def _champion(ctx: StepContext, alias: str) -> tuple[Any, str | None, str]:
+    """(model, version, note); model is None when there is no champion to compare with."""
+    if not ctx.model_name:
+        return None, None, "no registry configured, so no champion to compare with"
+    from loopline.integrations.model_versions import resolve_for_step
+
+    try:
+        champion = resolve_for_step(ctx, alias)
+    except Exception:  # noqa: BLE001 - registry not created yet is "no champion"
+        return None, None, f"no {alias} yet for {ctx.model_name}"
+    try:
+        model = champion.load()
+    except Exception as exc:  # noqa: BLE001
+        return None, champion.version, (f"{alias} v{champion.version} could not be loaded "
+                                        f"({exc}); not compared")
+    return model, champion.version, f"{alias} is v{champion.version}"
+
+
+def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from loopline.ml import metrics as m
+    from loopline.ml import plots
+
+    info = json.loads(ctx.input_path("info").read_text())
+    task, label = info["task"], info["label"]
+    model = joblib.load(ctx.input_path("model"))
+    frame = pd.read_parquet(ctx.input_path("eval"))
+    if frame.empty:
+        raise StepFailed("the eval split is empty")
+    if label not in frame.columns:
+        raise StepFailed(f"eval data has no label column {label!r}")
+    actual = frame[label].to_numpy()
+    rows = frame.drop(columns=[label])
+    scores = m.predict_scores(model, rows, task)
+    values = m.quality(task, actual, scores, info["classes"], params.threshold)
+
+    champion, champion_version, note = _champion(ctx, params.compare_with)
+    champion_values: dict[str, float] | None = None
+    champion_scores = None
+    if champion is not None:
+        try:
+            champion_scores = m.predict_scores(champion, rows, task)
+            champion_values = m.quality(task, actual, champion_scores, info["classes"],
+                                        params.threshold)
+        except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows
+            note = f"champion v{champion_version} could not score the eval split ({exc})"
+            champion, champion_scores = None, None
+    timed = m.latency({"challenger": model, **({"champion": champion} if champion else {})},
+                      rows, task, single_rows=params.latency_rows)
+    values.update(timed["challenger"])
+    if champion_values is not None:
+        champion_values.update(timed["champion"])
+
+    checks = evaluate_checks(params.gates, values, champion_values, note, m.HIGHER_IS_BETTER)
+    if params.require_data_quality and (path := ctx.input_path("validation")) is not None:
+        valid = bool(json.loads(path.read_text())["success"])
+        checks.append({"metric": "data_quality", "check": "passed", "value": float(valid),
+                       "threshold": 1.0, "passed": valid,
+                       "detail": "data validation " + ("passed" if valid else "failed")})
+    primary = params.primary_metric or ("rmse" if task == "regression" else "roc_auc")
+    verdict = {"passed": all(c["passed"] for c in checks), "checks": checks,
+               "metrics": values, "primary_metric": primary,
+               "champion": ({"version": champion_version, "metrics": champion_values}
+                            if champion_values else None), "champion_note": note,
+               "rows": len(frame)}
+    ctx.output_path("verdict").write_text(json.dumps(verdict, indent=2, default=str))
+    ctx.output_path("metrics").write_text(json.dumps(values, indent=2))
+    plot_dir = ctx.output_path("plots")
+    if task == "regression":
+        plots.regression_plots(plot_dir, actual, scores)
+    elif np.ndim(scores) == 1:
+        positive = info["classes"][1]
+        plots.classification_plots(plot_dir, (actual == positive).astype(int), scores,
+                                   params.threshold, champion_scores)
+    else:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    failed = [c["detail"] for c in checks if not c["passed"]]
+    ctx.log(f"{primary} {values.get(primary, float('nan')):.4f}; " + (
+        "gate passed" if verdict["passed"] else "gate FAILED: " + "; ".join(failed)))
+    ctx.log_metrics(values)
+    gate = {"passed": verdict["passed"],
+            "checks": [{k: c.get(k) for k in ("metric", "check", "value", "threshold", "passed",
+                                              "detail")} for c in checks]}
+    return StepResult(metrics=values, facts={"gate": gate})
+
+
+COMPONENT = Component(
+    name="evaluate.gate",
+    version="1",
+    description="Metrics and latency vs the champion on the eval split; write a verdict.",
+    params=EvaluateParams,
+    run=run,
+    inputs={
+        "model": Input("The challenger bundle."),
+        "info": Input("Task/label/classes of the model."),
+        "eval": Input("Raw eval rows with the label."),
+        "validation": Input("Validation summary for the data-quality gate.", optional=True),
+    },
+    outputs={
+        "verdict": Output("verdict.json", "json", "Every check, value, threshold, pass/fail."),
+        "metrics": Output("metrics.json", "metrics", "Challenger metrics (DVC metrics)."),
+        "plots": Output("plots", "plots", "evaluation.png + roc/pr/confusion JSON."),
+    },
+    reads_registry=True,
+    plots={"roc.json": {"x": "fpr", "y": "tpr", "title": "ROC"},
+           "pr.json": {"x": "recall", "y": "precision", "title": "Precision-recall"}},
+)

@@ -1,0 +1,52 @@
+"""`loopline features get ENTITY=VALUE...`: what the online store serves for an entity."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from loopline.cli.common import Subcommands
+
+
+def features_command(args: argparse.Namespace) -> int:
+    from loopline.integrations.feast import open_store
+
+    repo = Path(args.repo)
+    if not (repo / "feature_store.yaml").exists():
+        print(f"error: no Feast repo at {repo} (feature_store.yaml missing)", file=sys.stderr)
+        return 2
+    entity: dict[str, object] = {}
+    for item in args.entity:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: expected ENTITY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        entity[key] = value
+    with contextlib.redirect_stdout(sys.stderr):
+        store = open_store(repo, apply=False)
+        if args.service:
+            features = store.get_feature_service(args.service)
+        else:
+            keys = set(entity)
+            features = [f"{view.name}:{field.name}" for view in store.list_feature_views()
+                        if set(view.join_keys) <= keys for field in view.features]
+        started = time.perf_counter()
+        values = store.get_online_features(features=features, entity_rows=[entity]).to_dict()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    result = {k: v[0] for k, v in values.items()}
+    print(json.dumps(result, indent=2, default=str))
+    print(f"({elapsed_ms:.1f} ms)", file=sys.stderr)
+    return 0 if any(v is not None for k, v in result.items() if k not in entity) else 1
+
+
+def register(sub: Subcommands) -> None:
+    features = sub.add_parser("features", help="online feature lookups (Feast)")
+    features.add_argument("action", choices=["get"])
+    features.add_argument("entity", nargs="+", metavar="ENTITY=VALUE")
+    features.add_argument("--repo", default="feature_repo")
+    features.add_argument("--service", help="a FeatureService (default: every matching view)")
+    features.set_defaults(fn=features_command)

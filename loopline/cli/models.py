@@ -1,0 +1,105 @@
+"""`loopline models list|promote|rollback NAME`: the registry's aliases and their history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from loopline.cli.common import Subcommands
+
+
+def tracking_uri(explicit: str | None) -> str:
+    """--tracking-uri, else the rule every step uses, for the project we stand in."""
+    from loopline.runtime.tracking import tracking_uri as project_tracking_uri
+    from loopline.spec.paths import find_project_root
+
+    return explicit or project_tracking_uri(None, find_project_root(Path.cwd()))
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from loopline.integrations import mlflow_registry as reg
+
+    client = reg.client(tracking_uri(args.tracking_uri))
+    try:
+        if args.action == "list":
+            return _list(client, args)
+        if args.action == "promote":
+            return _promote(client, args)
+        moved_from, moved_to = reg.rollback(client, args.name, args.to)
+        print(f"{args.name}: champion v{moved_from} -> v{moved_to}")
+        return 0
+    except reg.RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except MlflowException as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _list(client: object, args: argparse.Namespace) -> int:
+    from loopline.integrations import mlflow_registry as reg
+
+    rows = reg.versions(client, args.name)
+    events = reg.history(client, args.name)
+    if args.json:
+        print(json.dumps({"name": args.name, "versions": [r.__dict__ for r in rows],
+                          "history": events}, indent=2))
+        return 0
+    print(f"{args.name}")
+    print(f"  {'version':>7}  {'aliases':28} {'verdict':8} {'metric':22} created")
+    for row in rows:
+        print(f"  {row.version:>7}  {','.join(row.aliases) or '-':28} {row.verdict:8} "
+              f"{row.metrics:22} {row.created}")
+    print("history (newest last):")
+    for event in events:
+        print(f"  {event['time']}  {_describe(event)}")
+    return 0
+
+
+def _describe(event: dict[str, object]) -> str:
+    if event.get("kind") == "retrain":
+        return (f"{'retrain':>10} -> {event.get('pipeline')} on {event.get('orchestrator')} "
+                f"(champion v{event.get('champion')})  {event.get('reason')}")
+    target = f"v{event['version']}" if event.get("version") else \
+        f"kept (candidate v{event.get('candidate')})"
+    before = f" (was v{event['previous']})" if event.get("previous") else ""
+    return f"{event['alias']:>10} -> {target}{before}  {event['reason']}"
+
+
+def _promote(client: object, args: argparse.Namespace) -> int:
+    from loopline.integrations import mlflow_registry as reg
+    from loopline.integrations.model_card import ModelCard
+
+    if not args.version:
+        print("error: promote needs a version", file=sys.stderr)
+        return 2
+    version = client.get_model_version(args.name, args.version)  # type: ignore[attr-defined]
+    if ModelCard.from_tags(version.tags or {}).passed is False and not args.force:
+        print(f"error: v{args.version} failed its gate; use --force to promote anyway",
+              file=sys.stderr)
+        return 1
+    reason = "manual promote" + (" (forced past a failed gate)" if args.force else "")
+    if args.alias == reg.CHAMPION:
+        previous = reg.crown(client, args.name, args.version, reason)
+    else:
+        previous = reg.move_alias(client, args.name, args.alias, args.version, reason)
+    print(f"{args.name}: {args.alias} v{previous or '-'} -> v{args.version}")
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    models = sub.add_parser("models", help="registry aliases and their history")
+    models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("name", help="registered model name")
+    models.add_argument("version", nargs="?", help="version (promote)")
+    models.add_argument("--to", help="rollback target version (default: previous champion)")
+    models.add_argument("--alias", default="champion")
+    models.add_argument("--force", action="store_true", help="promote despite a failed gate")
+    models.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or the project's "
+                        "mlflow.db")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(fn=models_command)

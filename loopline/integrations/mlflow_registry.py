@@ -1,0 +1,125 @@
+"""MLflow registry helpers: aliases with a history, champion loading, rollback.
+
+Aliases are the state; every move is also written as a registered-model tag
+`loopline.event.<ms>` so `loopline models list` can show who moved what, when and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from loopline.integrations.mlflow_tags import EVENT_PREFIX
+from loopline.integrations.model_card import ModelCard
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS = "previous_champion"
+# Where a version's training rows are logged in its run (the drift job's reference).
+REFERENCE_DIR = "reference"
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done; the message says why."""
+
+
+def client(tracking_uri: str, registry_uri: str | None = None) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+
+def version_for_alias(mlflow_client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow_client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def record_event(mlflow_client: Any, name: str, **event: Any) -> dict[str, Any]:
+    event = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "actor": os.environ.get("USER", "unknown"), **event}
+    key = f"{EVENT_PREFIX}{time.time_ns() // 1_000_000:013d}-{uuid.uuid4().hex[:6]}"
+    mlflow_client.set_registered_model_tag(name, key, json.dumps(event, default=str))
+    return event
+
+
+def history(mlflow_client: Any, name: str) -> list[dict[str, Any]]:
+    model = mlflow_client.get_registered_model(name)
+    return [json.loads(value) for key, value in sorted(model.tags.items())
+            if key.startswith(EVENT_PREFIX)]
+
+
+def move_alias(mlflow_client: Any, name: str, alias: str, version: str, reason: str) -> str | None:
+    """Point `alias` at `version`; return where it pointed before. Recorded in the history."""
+    previous = version_for_alias(mlflow_client, name, alias)
+    mlflow_client.set_registered_model_alias(name, alias, str(version))
+    record_event(mlflow_client, name, alias=alias, version=str(version), previous=previous,
+                 reason=reason)
+    return previous
+
+
+def crown(mlflow_client: Any, name: str, version: str, reason: str) -> str | None:
+    """Make `version` the champion; the old champion stays reachable as previous_champion."""
+    previous = version_for_alias(mlflow_client, name, CHAMPION)
+    if previous == str(version):
+        return previous
+    if previous is not None:
+        mlflow_client.set_registered_model_alias(name, PREVIOUS, previous)
+    return move_alias(mlflow_client, name, CHAMPION, version, reason)
+
+
+def rollback(mlflow_client: Any, name: str, to_version: str | None = None) -> tuple[str, str]:
+    """Move champion back (to the previous champion, or `to_version`); return (from, to)."""
+    current = version_for_alias(mlflow_client, name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"{name} has no champion to roll back")
+    target = to_version or version_for_alias(mlflow_client, name, PREVIOUS)
+    if target is None:
+        raise RegistryError(f"{name} has no previous champion; name a version with --to")
+    mlflow_client.get_model_version(name, target)  # raises if it does not exist
+    crown(mlflow_client, name, target, reason=f"rollback from version {current}")
+    return current, target
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    aliases: list[str]
+    created: str
+    verdict: str
+    metrics: str
+
+
+def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
+    # Search results leave aliases out; the registered model has the alias -> version map.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (mlflow_client.get_registered_model(name).aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in mlflow_client.search_model_versions(f"name='{name}'"):
+        card = ModelCard.from_tags(mv.tags or {})
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(mv.creation_timestamp) / 1000))
+        aliases = sorted(by_version.get(str(mv.version), []))
+        rows.append(VersionRow(str(mv.version), aliases, created, card.verdict,
+                               card.primary_value))
+    return sorted(rows, key=lambda r: int(r.version), reverse=True)
+
+
+def load_model(tracking_uri: str, uri: str) -> Any:
+    """Load a registered model as its native object (sklearn Pipeline, torch module)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    flavors = mlflow.models.get_model_info(uri).flavors
+    if "sklearn" in flavors:
+        return mlflow.sklearn.load_model(uri)
+    if "pytorch" in flavors:
+        return mlflow.pytorch.load_model(uri)
+    return mlflow.pyfunc.load_model(uri)

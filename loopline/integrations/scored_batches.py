@@ -1,0 +1,81 @@
+"""Where scored batches are kept for drift jobs: `<folder>/<model name>/<batch>.parquet`.
+
+The folder defaults to `monitoring/` under the spec's artifact root, so scoring and drift
+pipelines find each other from the model name alone — and where the artifact root is an
+object store (s3://…), so are the batches, which is what separate pods (Airflow on
+Kubernetes, Kubeflow) need. A batch is written whole before it appears: a local file is
+renamed into place, an object is uploaded in one put. A drift job never reads half a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.spec.paths import location
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_FOLDER = "monitoring"
+# Columns `predict.batch` adds to every scored row; drift reads them back.
+PREDICTION = "prediction"
+MODEL_VERSION = "model_version"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# What fsspec file systems call a modification time (local, memory, S3, GCS, Azure).
+_TIME_KEYS = ("mtime", "LastModified", "updated", "last_modified", "created")
+
+
+def batch_folder(artifacts_root: str, project_root: Path, folder: str | None,
+                 model_name: str) -> str:
+    """`folder` (project-relative, absolute or a URI), else `<artifact root>/monitoring`."""
+    if folder is None:
+        base = f"{artifacts_root.rstrip('/')}/{DEFAULT_FOLDER}"
+    else:
+        base = location(folder, project_root).rstrip("/")
+    return f"{base}/{model_name}"
+
+
+def publish(frame: pd.DataFrame, folder: str, batch: str) -> str:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(folder)
+    fs.makedirs(path, exist_ok=True)
+    name = f"{_SAFE.sub('_', batch)}.parquet"
+    target = f"{folder}/{name}"
+    if "://" not in folder or folder.startswith("file://"):
+        local = Path(path)
+        staging = local / f".{name}.{os.getpid()}.tmp"
+        frame.to_parquet(staging, index=False)
+        os.replace(staging, local / name)
+        return str(local / name)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / name
+        frame.to_parquet(staged, index=False)
+        fs.put_file(str(staged), f"{path}/{name}")
+    return target
+
+
+def _modified(info: dict[str, Any]) -> float:
+    for key in _TIME_KEYS:
+        value = info.get(key)
+        if value is not None:
+            return value.timestamp() if hasattr(value, "timestamp") else float(value)
+    return 0.0
+
+
+def latest(folder: str, window: int) -> list[str]:
+    """The `window` most recently scored batches, oldest first."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(folder)
+    if not fs.isdir(path):
+        return []
+    batches = [info for info in fs.ls(path, detail=True)
+               if info["name"].endswith(".parquet") and not
+               info["name"].rsplit("/", 1)[-1].startswith(".")]
+    batches.sort(key=lambda info: (_modified(info), info["name"]))
+    return [f"{folder}/{info['name'].rsplit('/', 1)[-1]}" for info in batches[-window:]]
