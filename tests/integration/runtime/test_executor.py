@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, run_json
+from tests.support import run_cli, run_json
 
 
 def _project(tmp_path: Path, body: str) -> Path:
@@ -21,7 +21,7 @@ def test_crash_is_retried_per_spec_with_its_error_logged(tmp_path: Path) -> None
     spec = _project(tmp_path, """
 steps:
   flaky:
-    component: tests.slow_component:FLAKY
+    component: tests.support.slow_component:FLAKY
     params: {fail_times: 1}
     retries: 1
     retry_delay_s: 0
@@ -39,7 +39,7 @@ def test_retries_exhausted_and_verdicts_not_retried(tmp_path: Path) -> None:
     spec = _project(tmp_path, """
 steps:
   flaky:
-    component: tests.slow_component:FLAKY
+    component: tests.support.slow_component:FLAKY
     params: {fail_times: 5}
     retries: 2
     retry_delay_s: 0
@@ -59,7 +59,7 @@ def test_timeout_stops_a_hung_step(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     spec = _project(tmp_path, """
 steps:
   slow:
-    component: tests.slow_component:COMPONENT
+    component: tests.support.slow_component:COMPONENT
     timeout_s: 1
 """)
     summary = run_json(spec)

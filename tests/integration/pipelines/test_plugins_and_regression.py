@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_json
+from tests.support import REPO, run_json
 
 
 def test_entry_point_component_is_found_and_validated(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example, subprocess_cli
+from tests.support import REPO, copy_example, subprocess_cli
 
-GOOD = (Path(__file__).resolve().parents[1] / "pipelines" / "flights.yaml").read_text()
+GOOD = (REPO / "pipelines" / "flights.yaml").read_text()
 
 
 def _mutate(tmp_path: Path, old: str, new: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import run_json
+from tests.support import run_json
 
 pytestmark = pytest.mark.slow
 LEAKY = {"arr_delay", "dep_delay", "arr_time", "dep_time", "air_time"}

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from loopline.runtime import store as store_module
-from tests.conftest import REPO, run_json
+from tests.support import REPO, run_json
 
 SPEC = """
 name: crash
 steps:
   slow:
-    component: tests.slow_component:COMPONENT
+    component: tests.support.slow_component:COMPONENT
 """
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 BIN = Path(sys.executable).parent
 

@@ -17,7 +17,7 @@ import yaml
 from loopline.backends.kfp.compile import KfpCompiler
 from loopline.backends.kfp.components import export_components
 from loopline.pipeline.load import load_pipeline
-from tests.conftest import REPO, copy_example, run_cli, run_json
+from tests.support import REPO, copy_example, run_cli, run_json
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> Non
     theirs = summary["steps"]["evaluate"]["metrics"]
     for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
         assert theirs[metric] == pytest.approx(ours[metric], abs=1e-12), metric
-    from tests.conftest import registry_client
+    from tests.support import registry_client
 
     version = registry_client(via_kfp).get_model_version_by_alias("flights-late-arrival",
                                                                   "champion")
@@ -218,7 +218,7 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
     """kfp-local runs the compiled drift pipeline; its retrain task submits the training
     pipeline to the (fake) KFP API with the same `submit` as `loopline submit kfp`."""
     from loopline.integrations.mlflow_registry import history
-    from tests.conftest import registry_client
+    from tests.support import registry_client
 
     project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01",
                            train__max_iter=20, gate__min_roc_auc=0.55)

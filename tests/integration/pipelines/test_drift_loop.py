@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from loopline.integrations.mlflow_registry import history
-from tests.conftest import copy_example, registry_client, run_cli, run_json
+from tests.support import copy_example, registry_client, run_cli, run_json
 
 SCORING = """\
 name: scoring

@@ -12,7 +12,7 @@ import pytest
 
 from loopline.backends.dvc import DvcCompiler
 from loopline.pipeline.load import load_pipeline
-from tests.conftest import REPO, run_json
+from tests.support import REPO, run_json
 
 QUALITY = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")
 

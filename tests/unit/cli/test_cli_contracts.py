@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from loopline.pipeline.schema import spec_json_schema
-from tests.conftest import REPO, run_json, subprocess_cli
+from tests.support import REPO, run_json, subprocess_cli
 
 HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "torch", "feast",
          "evidently", "airflow", "kfp", "dvc", "matplotlib", "pyarrow"]

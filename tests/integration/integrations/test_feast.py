@@ -13,7 +13,7 @@ import pytest
 from loopline.builtin.features_feast import historical_features
 from loopline.components.contract import StepFailed
 from loopline.integrations.feast import open_store
-from tests.conftest import REPO, copy_example, require_service, run_cli, run_json, subprocess_cli
+from tests.support import REPO, copy_example, require_service, run_cli, run_json, subprocess_cli
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import registry_client, require_service, run_cli, run_json
+from tests.support import registry_client, require_service, run_cli, run_json
 
 MODEL = "my-model"
 

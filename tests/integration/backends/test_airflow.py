@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_support import BIN, airflow_env, free_port, migrate, python, wait_for_port
-from tests.conftest import copy_example, registry_client, require_service, run_json
+from tests.support import copy_example, registry_client, require_service, run_json
+from tests.support.airflow import BIN, airflow_env, free_port, migrate, python, wait_for_port
 
 pytestmark = pytest.mark.slow
 HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "feast", "torch",
@@ -27,7 +27,7 @@ name: flaky
 schedule: null
 steps:
   flaky:
-    component: tests.slow_component:FLAKY
+    component: tests.support.slow_component:FLAKY
     params: {fail_times: 1}
     retries: 1
     retry_delay_s: 0
@@ -364,7 +364,7 @@ FANOUT_SPEC = """\
 name: fanout
 steps:
 """ + "".join(f"""  part_{i}:
-    component: tests.slow_component:COMPONENT
+    component: tests.support.slow_component:COMPONENT
     params: {{hang_s: {i}}}
 """ for i in range(4))
 
@@ -382,7 +382,7 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
                   AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
                   AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}",
                   AIRFLOW__CELERY__RESULT_BACKEND="db+" + postgres_db,
-                  AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.airflow_support.hostname",
+                  AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.support.airflow.hostname",
                   LOOPLINE_TEST_HANG="3") as (port, services):
         for worker in ("worker-a", "worker-b"):  # each serves its task logs on its own port
             services.start(worker, "celery", "worker", "--concurrency", "1",
@@ -449,7 +449,7 @@ def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path) ->
     pipelines.mkdir(parents=True)
     (pipelines / "ext.yaml").write_text(
         "name: ext\ndefaults:\n  isolation: {mode: external_python}\nsteps:\n"
-        "  work:\n    component: tests.slow_component:COMPONENT\n")
+        "  work:\n    component: tests.support.slow_component:COMPONENT\n")
     env = airflow_env(tmp_path / "home", pipelines, LOOPLINE_EXTERNAL_PYTHON=str(BIN / "python"))
     (tmp_path / "home").mkdir()
     migrate(env)
