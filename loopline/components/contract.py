@@ -81,6 +81,8 @@ class StepResult:
 
 Checker = Callable[[BaseModel, Path], list[tuple[tuple[str | int, ...], str]]]
 SourceLister = Callable[[BaseModel, Path], list[str]]
+# (loc inside params, metric name) pairs a step's params name.
+MetricLister = Callable[[BaseModel], list[tuple[tuple[str | int, ...], str]]]
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,7 @@ class Component:
     cacheable: bool = True
     # Plot definitions for files inside a `plots` output (DVC's x/y/title), by file name.
     plots: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Trainers: the task the step's model solves ("classification", "regression") ...
+    task: Callable[[Any], str] | None = None
+    # ... and steps that name metrics (gates): checked against that task before anything runs.
+    metrics: MetricLister | None = None

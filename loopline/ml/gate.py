@@ -66,7 +66,8 @@ def evaluate_checks(checks: list[GateCheck], metrics: dict[str, float],
                     check.metric, kind, drop, threshold, drop <= threshold,
                     f"{check.metric} {value:.4g} vs champion {base:.4g}: "
                     + (f"worse by {drop:.4g} ({'within' if drop <= threshold else 'over'} "
-                       f"{threshold:.4g})" if drop > 0 else f"better by {-drop:.4g}"),
+                       f"{threshold:.4g})" if drop > 0 else
+                       f"better by {-drop:.4g}" if drop < 0 else "equal"),
                     challenger=value, champion=base))
             else:
                 ratio = value / base if base else float("inf")

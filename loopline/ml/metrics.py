@@ -8,11 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-HIGHER_IS_BETTER = {
-    "roc_auc": True, "pr_auc": True, "accuracy": True, "f1": True, "log_loss": False,
-    "rmse": False, "mae": False, "r2": True,
-    "latency_p95_single_ms": False, "latency_p95_batch_ms": False,
-}
+from loopline.ml.metric_names import HIGHER_IS_BETTER
+
+__all__ = ["HIGHER_IS_BETTER", "latency", "predict_scores", "quality"]
 
 
 def predict_scores(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from pathlib import Path
+
 from pydantic import ValidationError
 
 from loopline.components import registry
 from loopline.components.contract import Component
+from loopline.ml import metric_names
+from loopline.spec import graph
 from loopline.spec.errors import SpecProblem
 from loopline.spec.hints import did_you_mean
 from loopline.spec.load import LoadedSpec, pydantic_problems
@@ -49,11 +55,92 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
         if component.check is not None:
             for loc, message in component.check(params, loaded.project_root):
                 problems.append(doc.problem((*base, "params", *loc), message))
+    problems += _metric_problems(loaded, components)
+    problems += _name_problems(loaded)
     problems += _retrain_problems(loaded, components)
     if spec.registry is None and any(c.touches_registry for c in components.values()):
         problems.append(doc.problem(("registry",), "a step uses the model registry: "
                                     "add registry.model_name"))
     return problems
+
+
+def _metric_problems(loaded: LoadedSpec, components: dict[str, Component]) -> list[SpecProblem]:
+    """Metric names (gates, primary_metric) against what the upstream trainer's task computes."""
+    problems: list[SpecProblem] = []
+    for name, component in components.items():
+        if component.metrics is None:
+            continue
+        try:
+            params = component.params.model_validate(loaded.spec.steps[name].params)
+        except ValidationError:
+            continue  # already reported
+        named = component.metrics(params)
+        tasks = _upstream_tasks(loaded, components, name)
+        task = tasks[0] if len(tasks) == 1 else None
+        known = metric_names.BY_TASK.get(task or "", metric_names.ALL)
+        for loc, metric in named:
+            if metric not in known:
+                what = f"a {task} model" if task else "any model"
+                problems.append(loaded.doc.problem(
+                    ("steps", name, "params", *loc),
+                    f"{metric!r} is not a metric of {what}{did_you_mean(metric, known)}; "
+                    f"known: {', '.join(known)}"))
+    return problems
+
+
+def _upstream_tasks(loaded: LoadedSpec, components: dict[str, Component],
+                    step: str) -> list[str]:
+    """Tasks declared by the trainers a step depends on, directly or not."""
+    seen: set[str] = set()
+    pending = graph.upstream(loaded.spec, step)
+    tasks: list[str] = []
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        component = components.get(current)
+        if component is not None and component.task is not None:
+            try:
+                params = component.params.model_validate(loaded.spec.steps[current].params)
+            except ValidationError:
+                continue
+            tasks.append(component.task(params))
+        pending += graph.upstream(loaded.spec, current)
+    return sorted(set(tasks))
+
+
+def _name_problems(loaded: LoadedSpec) -> list[SpecProblem]:
+    """Two specs in one pipelines/ folder with the same name would be one Airflow DAG."""
+    others = [path for path, name in sibling_names(loaded.path.parent).items()
+              if name == loaded.spec.name and path != loaded.path]
+    if not others:
+        return []
+    return [loaded.doc.problem(("name",), f"{loaded.spec.name!r} is also the name of "
+                               f"{', '.join(p.name for p in others)}; each spec in "
+                               f"{loaded.path.parent.name}/ needs its own (they become DAG ids)")]
+
+
+def sibling_names(folder: Path) -> dict[Path, str]:
+    """`name:` of every spec in a folder, read from the top of each file (no YAML parse: a
+    broken or hostile neighbour must not slow down or break this spec's check)."""
+    files = tuple((p, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.y*ml"))
+                  if p.is_file())
+    return _scan_names(files)
+
+
+_NAME_LINE = re.compile(r"""^name:\s*["']?([A-Za-z0-9_-]+)["']?\s*(?:#.*)?$""", re.MULTILINE)
+
+
+@lru_cache(maxsize=32)
+def _scan_names(files: tuple[tuple[Path, int], ...]) -> dict[Path, str]:
+    names = {}
+    for path, _mtime in files:
+        with path.open("rb") as handle:
+            head = handle.read(65_536).decode("utf-8", errors="replace")
+        if match := _NAME_LINE.search(head):
+            names[path.resolve()] = match.group(1)
+    return names
 
 
 def _retrain_problems(loaded: LoadedSpec, components: dict[str, Component]) -> list[SpecProblem]:

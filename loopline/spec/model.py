@@ -8,11 +8,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loopline.spec.refs import OutputRef
+from loopline.spec.schedules import SCHEDULE_PRESETS, check_schedule
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+# Names become DAG ids, KFP task and pod names, and folder names: a Kubernetes label holds 63.
+MAX_NAME = 63
+MAX_CPU_CORES = 1024
+MAX_DELAY_S = 86_400.0
 # Kubernetes resource quantities: "500m", "2", "1.5", "4Gi", "512M".
 _CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E)?$")
+
+
+def _cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 class _Frozen(BaseModel):
@@ -40,10 +49,7 @@ class Resources(_Frozen):
 
     def cpu_cores(self) -> float:
         """The CPU request in cores ("500m" -> 0.5); 1 when none is given."""
-        if self.cpu is None:
-            return 1.0
-        text = str(self.cpu)
-        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+        return 1.0 if self.cpu is None else _cores(str(self.cpu))
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -56,6 +62,9 @@ class Resources(_Frozen):
             value = str(value)
         if isinstance(value, str) and not _CPU_RE.match(value):
             raise ValueError(f'{value!r} is not a CPU quantity (e.g. 2, "0.5", "500m")')
+        if isinstance(value, str) and _cores(value) > MAX_CPU_CORES:
+            raise ValueError(f"{value} cores is more than any node has (at most "
+                             f"{MAX_CPU_CORES})")
         return value
 
     @field_validator("memory", mode="before")
@@ -102,8 +111,8 @@ class StepSpec(_Frozen):
     after: list[str] = Field(default_factory=list, description="Extra ordering dependencies.")
     resources: Resources | None = None
     retries: int | None = Field(None, ge=0, le=20)
-    retry_delay_s: float | None = Field(None, ge=0)
-    timeout_s: float | None = Field(None, gt=0)
+    retry_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     cache: bool = Field(True, description="Reuse outputs when nothing the step reads changed.")
     isolation: Isolation | None = None
 
@@ -134,8 +143,8 @@ class StepDefaults(_Frozen):
     """Defaults every step inherits unless it says otherwise."""
 
     retries: int = Field(0, ge=0, le=20)
-    retry_delay_s: float = Field(10.0, ge=0)
-    timeout_s: float | None = Field(None, gt=0)
+    retry_delay_s: float = Field(10.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     resources: Resources = Field(default_factory=Resources)
     isolation: Isolation = Field(default_factory=Isolation)
 
@@ -168,7 +177,7 @@ class ArtifactsSpec(_Frozen):
     root: str = Field("artifacts", description="Folder or fsspec URI; relative to the project.")
 
 
-StepName = Annotated[str, Field(pattern=NAME_PATTERN)]
+StepName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -203,9 +212,11 @@ class RetrainSpec(_Frozen):
 class PipelineSpec(_Frozen):
     """A whole pipeline. Relative paths resolve against the project root, never the cwd."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=MAX_NAME)
     description: str = ""
-    schedule: str | None = Field(None, description="Cron expression or preset such as @daily.")
+    schedule: str | None = Field(
+        None, description="Cron expression (5 fields, UTC) or a preset: "
+                          + ", ".join(SCHEDULE_PRESETS) + ".")
     params_file: str = Field("params.yaml", description="Relative to the project root.")
     artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
@@ -216,6 +227,13 @@ class PipelineSpec(_Frozen):
     steps: dict[StepName, StepSpec] = Field(min_length=1)
     retrain: RetrainSpec | None = Field(
         None, description="Drift jobs: the training pipeline that drift starts.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_schedule(value)
+        return value
 
     @model_validator(mode="after")
     def _step_names(self) -> PipelineSpec:

@@ -12,17 +12,13 @@ from typing import Any
 
 from loopline.backends.kfp.compile import KfpCompiler, pipeline_name
 from loopline.spec.load import LoadedSpec
-
-PRESETS = {"@hourly": "0 0 * * * *", "@daily": "0 0 0 * * *", "@weekly": "0 0 0 * * 0",
-           "@monthly": "0 0 0 1 * *", "@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *"}
+from loopline.spec.schedules import cron_fields
 
 
 def kfp_cron(schedule: str) -> str:
-    """KFP cron has a seconds field: `0 3 * * *` -> `0 0 3 * * *`."""
-    if schedule in PRESETS:
-        return PRESETS[schedule]
-    fields = schedule.split()
-    return " ".join(["0", *fields]) if len(fields) == 5 else schedule
+    """KFP cron has a seconds field: `0 3 * * *` -> `0 0 3 * * *`; presets as Airflow reads
+    them (the spec accepts nothing else)."""
+    return "0 " + cron_fields(schedule)
 
 
 def submit(loaded: LoadedSpec, host: str, experiment: str | None = None,

@@ -20,10 +20,14 @@ HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "torch", 
 def _modules_after(args: list[str]) -> set[str]:
     probe = (
         "import sys\nfrom loopline.cli import main\n"
-        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-        "print('\\n'.join(sys.modules), file=sys.stderr)\n")
+        f"try:\n    code = main({args!r})\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('\\n'.join(sys.modules), file=sys.stderr)\n"
+        "sys.exit(code)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
+    # A probe that crashed imports little and would pass the check below: it must succeed.
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "loopline.cli" in result.stderr
     return {line.split(".")[0] for line in result.stderr.splitlines()}
 
 

@@ -49,3 +49,9 @@ def pytest_approx(value: float):  # type: ignore[no-untyped-def]
     import pytest
 
     return pytest.approx(value, abs=1e-12)
+
+
+def test_an_equal_champion_reads_equal_not_better_by_minus_zero() -> None:
+    checks = [GateCheck(metric="roc_auc", max_drop_vs_champion=0.01)]
+    result = evaluate_checks(checks, {"roc_auc": 0.75}, {"roc_auc": 0.75}, "", HIGHER_IS_BETTER)
+    assert result[0]["passed"] and result[0]["detail"].endswith(": equal"), result[0]["detail"]
