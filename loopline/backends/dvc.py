@@ -14,8 +14,10 @@ import yaml
 
 from loopline.backends.base import Compiler
 from loopline.components import registry
+from loopline.pipeline.checks import step_task
 from loopline.pipeline.load import step_params
 from loopline.runtime.hashing import stable_hash
+from loopline.runtime.store import MANIFEST
 from loopline.spec import graph
 from loopline.spec.load import LoadedSpec
 
@@ -54,6 +56,10 @@ class DvcCompiler(Compiler):
                 upstream_component = registry.get(spec.steps[ref.step].component)
                 deps.append(str(artifacts / spec.name / ref.step /
                                 upstream_component.outputs[ref.output].filename))
+            for dependency in spec.steps[step].after:
+                # `after:` is a real dependency: DVC runs (and must pass) the predecessor
+                # first, whichever stage `dvc repro` targets.
+                deps.append(str(artifacts / spec.name / dependency / MANIFEST))
             for source in component.sources(params, root) if component.sources else []:
                 if (relative := _rel(Path(source), root)) is not None:
                     deps.append(relative)  # files outside the project (site-packages) are
@@ -67,11 +73,13 @@ class DvcCompiler(Compiler):
                     metrics.append({path: {"cache": False}})
                 elif output.kind == "plots":
                     stage_plots.append({path: {"cache": False}})
-                    plots += [{f"{path}/{name}": dict(props)}
-                              for name, props in component.plots.items()]
+                    task = step_task(loaded, step)  # a regression writes no ROC curve
+                    plots += [{f"{path}/{name}": {k: v for k, v in props.items() if k != "task"}}
+                              for name, props in component.plots.items()
+                              if task is None or props.get("task", task) == task]
                 else:
                     outs.append(path)
-            outs.append({str(folder / "_loopline.json"): {"cache": False}})
+            outs.append({str(folder / MANIFEST): {"cache": False}})
             stage: dict[str, Any] = {
                 "cmd": f"loopline step {spec_rel} {step} "
                        f"--fingerprint {step_fingerprint(loaded, step)}",

@@ -144,6 +144,9 @@ COMPONENT = Component(
         "plots": Output("plots", "plots", "evaluation.png + roc/pr/confusion JSON."),
     },
     reads_registry=True,
-    plots={"roc.json": {"x": "fpr", "y": "tpr", "title": "ROC"},
-           "pr.json": {"x": "recall", "y": "precision", "title": "Precision-recall"}},
+    plots={"roc.json": {"x": "fpr", "y": "tpr", "title": "ROC", "task": "classification"},
+           "pr.json": {"x": "recall", "y": "precision", "title": "Precision-recall",
+                       "task": "classification"},
+           "predictions.json": {"x": "actual", "y": "predicted", "title": "Predicted vs actual",
+                                "task": "regression"}},
 )

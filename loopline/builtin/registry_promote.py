@@ -108,19 +108,22 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     for key, value in {**card.to_tags(), **params.tags}.items():
         client.set_model_version_tag(name, version, key, value)
 
-    # The registered copy must predict exactly what we trained before any alias points at it.
-    sample_path = ctx.input_path("sample")
-    if sample_path is not None:
-        sample = pd.read_parquet(sample_path).head(params.smoke_rows)
-        try:
-            loaded = reg.load_model(ctx.tracking_uri, f"models:/{name}/{version}")
-        except Exception as exc:  # any load failure means a broken version
-            raise StepFailed(f"{name} v{version} could not be loaded back ({exc}); "
-                             "aliases left unchanged") from exc
+    # The registered copy must load and predict exactly what we trained before any alias
+    # points at it; the `verified` tag, written last, says it did.
+    try:
+        loaded = reg.load_model(ctx.tracking_uri, f"models:/{name}/{version}")
+    except Exception as exc:  # any load failure means a broken version
+        raise StepFailed(f"{name} v{version} could not be loaded back ({exc}); "
+                         "aliases left unchanged") from exc
+    rows_path = ctx.input_path("sample") or ctx.input_path("reference")
+    if rows_path is not None:
+        sample = pd.read_parquet(rows_path).head(params.smoke_rows)
+        sample = sample.drop(columns=[c for c in [info.get("label")] if c in sample.columns])
         method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         if not np.allclose(getattr(loaded, method)(sample), getattr(model, method)(sample)):
             raise StepFailed(f"{name} v{version} does not reproduce the trained model's "
                              "predictions; aliases left unchanged")
+    reg.mark_verified(client, name, version)
 
     reg.move_alias(client, name, reg.CHALLENGER, version, reason=f"run {ctx.run_id}")
     failed = [c["detail"] for c in verdict["checks"] if not c["passed"]]

@@ -19,11 +19,18 @@ def tracking_uri(explicit: str | None) -> str:
 
 
 def models_command(args: argparse.Namespace) -> int:
+    uri = tracking_uri(args.tracking_uri)
+    database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if database is not None and not database.is_file():
+        # Opening a SQLite URI creates the store: a look at the registry must not.
+        print(f"error: no registry at {database}: nothing has been registered there (run a "
+              "training pipeline from the project, or pass --tracking-uri)", file=sys.stderr)
+        return 1
     from mlflow.exceptions import MlflowException
 
     from loopline.integrations import mlflow_registry as reg
 
-    client = reg.client(tracking_uri(args.tracking_uri))
+    client = reg.client(uri)
     try:
         if args.action == "list":
             return _list(client, args)
@@ -78,11 +85,15 @@ def _promote(client: object, args: argparse.Namespace) -> int:
         print("error: promote needs a version", file=sys.stderr)
         return 2
     version = client.get_model_version(args.name, args.version)  # type: ignore[attr-defined]
-    if ModelCard.from_tags(version.tags or {}).passed is False and not args.force:
-        print(f"error: v{args.version} failed its gate; use --force to promote anyway",
+    card = ModelCard.from_tags(version.tags or {})
+    refusal = ("never verified: its registration stopped before the registered copy was "
+               "loaded back and checked" if not card.verified else
+               "failed its gate" if card.passed is False else "")
+    if refusal and not args.force:
+        print(f"error: v{args.version} {refusal}; use --force to promote anyway",
               file=sys.stderr)
         return 1
-    reason = "manual promote" + (" (forced past a failed gate)" if args.force else "")
+    reason = "manual promote" + (f" (forced: {refusal})" if refusal else "")
     if args.alias == reg.CHAMPION:
         previous = reg.crown(client, args.name, args.version, reason)
     else:

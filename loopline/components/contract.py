@@ -107,7 +107,8 @@ class Component:
     # False for steps whose result depends on the world outside their inputs (whichever
     # version is champion now, the latest scored batches): they run every time.
     cacheable: bool = True
-    # Plot definitions for files inside a `plots` output (DVC's x/y/title), by file name.
+    # Plot definitions for files inside a `plots` output (DVC's x/y/title), by file name;
+    # `task: classification|regression` limits one to models of that task.
     plots: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Trainers: the task the step's model solves ("classification", "regression") ...
     task: Callable[[Any], str] | None = None

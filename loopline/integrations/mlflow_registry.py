@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from loopline.integrations.mlflow_tags import EVENT_PREFIX
+from loopline.integrations.mlflow_tags import EVENT_PREFIX, VERIFIED
 from loopline.integrations.model_card import ModelCard
 
 CHAMPION = "champion"
@@ -31,6 +31,12 @@ def client(tracking_uri: str, registry_uri: str | None = None) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+
+def mark_verified(mlflow_client: Any, name: str, version: str) -> None:
+    """The last tag `registry.promote` writes: the registered copy loaded back and predicted
+    what the trained model predicts. Only such a version may take an alias."""
+    mlflow_client.set_model_version_tag(name, version, VERIFIED, "true")
 
 
 def version_for_alias(mlflow_client: Any, name: str, alias: str) -> str | None:

@@ -22,6 +22,9 @@ ESTIMATOR = "loopline.estimator"
 MODEL_INFO = "loopline.model_info"
 FEAST = "loopline.feast"
 REFERENCE = "loopline.reference"
+# Written last, once the registered copy loaded back and reproduced the trained model: only a
+# verified version may become champion (a crash before it leaves an "incomplete" version).
+VERIFIED = "loopline.verified"
 
 # Registered models: one tag per alias move or retrain trigger, newest last.
 EVENT_PREFIX = "loopline.event."

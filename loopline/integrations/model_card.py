@@ -33,6 +33,7 @@ class ModelCard:
     feast: Mapping[str, Any] = field(default_factory=dict)
     reference: str | None = None  # runs:/… URI of the training rows
     primary_text: str = ""  # as recorded, when read back from tags
+    verified: bool = False  # read back only: `registry.promote` sets it last (mark_verified)
 
     @classmethod
     def from_run(cls, lineage: Mapping[str, str], verdict: Mapping[str, Any],
@@ -56,8 +57,13 @@ class ModelCard:
 
     @property
     def verdict(self) -> str:
-        """`passed`, `failed`, or `?` for a version registered outside Loopline."""
-        return "?" if self.passed is None else ("passed" if self.passed else "failed")
+        """`passed`/`failed`; `incomplete` when registration stopped before the load-back
+        check; `?` for a version registered outside Loopline."""
+        if self.passed is None:
+            return "?"
+        if not self.verified:
+            return "incomplete"
+        return "passed" if self.passed else "failed"
 
     @property
     def primary_value(self) -> str:
@@ -71,7 +77,7 @@ class ModelCard:
     def to_tags(self) -> dict[str, str]:
         tags = {tag.lineage(k): str(v) for k, v in self.lineage.items()}
         if self.passed is not None:
-            tags[tag.VERDICT] = self.verdict
+            tags[tag.VERDICT] = "passed" if self.passed else "failed"
             tags[tag.GATE] = _json(self.checks, default=str)
             tags[tag.METRICS] = _json({k: round(v, 6) for k, v in self.metrics.items()})
         if self.primary_value:
@@ -93,7 +99,7 @@ class ModelCard:
         verdict = tags.get(tag.VERDICT)
         primary_text = tags.get(tag.PRIMARY_METRIC, "")
         known = {tag.VERDICT, tag.GATE, tag.METRICS, tag.PRIMARY_METRIC, tag.VALIDATION,
-                 tag.ESTIMATOR, tag.MODEL_INFO, tag.FEAST, tag.REFERENCE}
+                 tag.ESTIMATOR, tag.MODEL_INFO, tag.FEAST, tag.REFERENCE, tag.VERIFIED}
         return cls(
             lineage={k.removeprefix(tag.PREFIX): v for k, v in tags.items()
                      if k.startswith(tag.PREFIX) and k not in known
@@ -103,7 +109,8 @@ class ModelCard:
             primary_metric=primary_text.split("=", 1)[0] or None, primary_text=primary_text,
             validation=_parse(tags.get(tag.VALIDATION), None),
             estimator=tags.get(tag.ESTIMATOR), info=_parse(tags.get(tag.MODEL_INFO), {}),
-            feast=_parse(tags.get(tag.FEAST), {}), reference=tags.get(tag.REFERENCE) or None)
+            feast=_parse(tags.get(tag.FEAST), {}), reference=tags.get(tag.REFERENCE) or None,
+            verified=tags.get(tag.VERIFIED) == "true")
 
 
 def _json(value: Any, **options: Any) -> str:

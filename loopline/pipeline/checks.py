@@ -75,8 +75,7 @@ def _metric_problems(loaded: LoadedSpec, components: dict[str, Component]) -> li
         except ValidationError:
             continue  # already reported
         named = component.metrics(params)
-        tasks = _upstream_tasks(loaded, components, name)
-        task = tasks[0] if len(tasks) == 1 else None
+        task = step_task(loaded, name, components)
         known = metric_names.BY_TASK.get(task or "", metric_names.ALL)
         for loc, metric in named:
             if metric not in known:
@@ -86,6 +85,16 @@ def _metric_problems(loaded: LoadedSpec, components: dict[str, Component]) -> li
                     f"{metric!r} is not a metric of {what}{did_you_mean(metric, known)}; "
                     f"known: {', '.join(known)}"))
     return problems
+
+
+def step_task(loaded: LoadedSpec, step: str,
+              components: dict[str, Component] | None = None) -> str | None:
+    """The task (classification, regression) of the model a step works on: the one task its
+    upstream trainers declare, or None when there is none or more than one."""
+    if components is None:
+        components = {name: registry.get(s.component) for name, s in loaded.spec.steps.items()}
+    tasks = _upstream_tasks(loaded, components, step)
+    return tasks[0] if len(tasks) == 1 else None
 
 
 def _upstream_tasks(loaded: LoadedSpec, components: dict[str, Component],

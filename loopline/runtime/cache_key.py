@@ -52,6 +52,10 @@ def plan_step(run: Run, step: str) -> StepPlan:
         inputs[name] = store.local_path(loaded.spec.name, upstream, entry["path"], entry["hash"])
         input_hashes[name] = entry["hash"]
         data_hashes.update(manifest.get("data_hashes", {}))
+    for dependency in spec_step.after:
+        if store.read_manifest(loaded.spec.name, dependency) is None:
+            raise MissingInput(f"runs after {dependency!r}, which has no complete run (it "
+                               f"failed or never ran); run step {dependency!r} first")
     sources = component.sources(params, loaded.project_root) if component.sources else []
     for source in sources:
         data_hashes[source] = run.sources.hash(Path(source))

@@ -96,6 +96,9 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
             return outcome
         except StepFailed as exc:  # the component's own verdict: retrying cannot help
             store.discard(staging)
+            # The verdict replaces what the step said before (e.g. data that passed
+            # validation last week and fails now): steps after it must not run on the old one.
+            store.invalidate(pipeline, step)
             error = str(exc)
             break
         except Exception as exc:  # noqa: BLE001 - any crash is reported, not propagated

@@ -74,6 +74,10 @@ class ArtifactStore:
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
+    def invalidate(self, pipeline: str, step: str) -> None:
+        """The step's outputs stop counting as complete (its manifest goes)."""
+        (self.step_dir(pipeline, step) / MANIFEST).unlink(missing_ok=True)
+
     def adopt(self, pipeline: str, step: str, files: Mapping[str, tuple[Path, str, str | None]],
               data_hashes: Mapping[str, str]) -> None:
         """Record files produced elsewhere (a KFP task's input artifacts) as a step's complete
@@ -128,6 +132,11 @@ class FsspecStore(ArtifactStore):
             self.fs.get(self._remote(pipeline, step, filename), str(tmp), recursive=True)
             os.replace(tmp, local)
         return local
+
+    def invalidate(self, pipeline: str, step: str) -> None:
+        manifest = self._remote(pipeline, step, MANIFEST)
+        if self.fs.exists(manifest):
+            self.fs.rm(manifest)
 
     def staging(self, pipeline: str, step: str) -> Path:
         (self.root / pipeline).mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,9 @@ def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
             data_hashes.setdefault(ref.step, {}).update(artifact.metadata.get("data_hashes", {}))
         for upstream, files in upstream_files.items():
             store.adopt(spec.name, upstream, files, data_hashes[upstream])
+        for dependency in spec.steps[step].after:  # KFP ran it, and it succeeded: a task
+            if dependency not in upstream_files:  # never starts after a failed one
+                store.adopt(spec.name, dependency, {}, {})
         run = Run.for_orchestrator(loaded, "kfp", run_id, store=store)
         # KFP owns retries, so Loopline's own retry loop is off inside a task.
         outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)

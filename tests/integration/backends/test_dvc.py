@@ -79,3 +79,20 @@ def test_dvc_repro_matches_loopline_run(flights_project: Path) -> None:
     stale = _sh("dvc", "repro", "train", cwd=project)
     assert stale.returncode != 0
     assert "changed since dvc.yaml was generated" in stale.stdout + stale.stderr
+
+
+def test_plots_follow_the_models_task(small_project: Path) -> None:
+    """A regression writes predicted-vs-actual, never ROC/PR: DVC declares what exists."""
+    spec = small_project / "pipelines" / "train.yaml"
+    declared = DvcCompiler().stages(load_pipeline(spec))["plots"]
+    assert [next(iter(p)).rsplit("/", 1)[-1] for p in declared] == ["roc.json", "pr.json"]
+    spec.write_text(spec.read_text()
+                    .replace("      params: {max_iter: 500}", "      task: regression\n"
+                             "      params: {}")
+                    .replace('{metric: roc_auc, min: "${gate.min_roc_auc}", '
+                             'max_drop_vs_champion: 0.02}', "{metric: rmse, max: 100}"))
+    params = small_project / "params.yaml"
+    params.write_text(params.read_text().replace("logistic_regression", "ridge"))
+    declared = DvcCompiler().stages(load_pipeline(spec))["plots"]
+    assert declared == [{"artifacts/train/evaluate/plots/predictions.json":
+                         {"x": "actual", "y": "predicted", "title": "Predicted vs actual"}}]

@@ -70,6 +70,33 @@ def test_promote_refuses_a_failed_version_without_force(small_project: Path) -> 
     assert code == 1 and "error:" in err
 
 
+@pytest.mark.slow
+def test_a_never_verified_version_cannot_become_champion(small_project: Path) -> None:
+    """A crash between registration and the load-back check leaves a version without the
+    `verified` tag (simulated here by removing it from a real, gate-passing version)."""
+    spec = small_project / "pipelines" / "train.yaml"
+    first = run_json(spec)
+    assert first["model"]["aliases"] == ["challenger", "champion"]
+    client = registry_client(small_project)
+    assert client.get_model_version(MODEL, "1").tags["loopline.verified"] == "true"
+    second = run_json(spec, "--set", "gate.min_roc_auc=0.99")  # a challenger, not champion
+    assert second["model"]["aliases"] == ["challenger"]
+    client.delete_model_version_tag(MODEL, "2", "loopline.verified")
+
+    code, _, err = _models(small_project, "promote", MODEL, "2")
+    assert code == 1 and "never verified" in err, err
+    code, out, _ = _models(small_project, "list", MODEL, "--json")
+    rows = {row["version"]: row for row in json.loads(out)["versions"]}
+    assert rows["2"]["verdict"] == "incomplete" and rows["1"]["verdict"] == "passed"
+    assert "champion" in rows["1"]["aliases"]
+
+    code, out, err = _models(small_project, "promote", MODEL, "2", "--force")
+    assert code == 0, err
+    history = json.loads(_models(small_project, "list", MODEL, "--json")[1])["history"]
+    assert history[-1]["version"] == "2"
+    assert history[-1]["reason"].startswith("manual promote (forced: never verified")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

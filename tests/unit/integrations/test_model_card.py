@@ -37,8 +37,11 @@ def test_tags_are_what_promote_always_wrote() -> None:
 
 def test_read_back_gives_what_scoring_drift_and_models_list_need() -> None:
     card = ModelCard.from_run({"git_commit": "abc"}, VERDICT, None, INFO)
-    back = ModelCard.from_tags({**card.to_tags(), "loopline.event.1": "{}", "other": "x"})
-    assert back.passed is False and back.verdict == "failed"
+    tags = card.to_tags()
+    assert ModelCard.from_tags(tags).verdict == "incomplete"  # not loaded back yet
+    back = ModelCard.from_tags({**tags, "loopline.verified": "true", "loopline.event.1": "{}",
+                                "other": "x"})
+    assert back.passed is False and back.verdict == "failed" and back.verified
     assert back.primary_metric == "roc_auc" and back.primary_value == "roc_auc=0.7123"
     assert back.metrics["roc_auc"] == 0.712346
     assert back.info["inputs"] == ["distance"] and back.feast == {}
