@@ -26,10 +26,13 @@ class EvaluateParams(ComponentParams):
     threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold for accuracy/f1.")
     latency_rows: int = Field(200, ge=10, description="Single-row calls timed per model.")
     compare_with: str = Field("champion", description="Registry alias to compare against.")
+    min_compare_rows: int = Field(
+        500, ge=1, description="Eval rows the champion was not trained on needed to compare "
+                               "with it; fewer, and the relative checks are refused.")
 
 
-def _champion(ctx: StepContext, alias: str) -> tuple[Any, str | None, str]:
-    """(model, version, note); model is None when there is no champion to compare with."""
+def _champion(ctx: StepContext, alias: str) -> tuple[Any, Any, str]:
+    """(model version, model, note); the model is None when there is none to compare with."""
     if not ctx.model_name:
         return None, None, "no registry configured, so no champion to compare with"
     from loopline.integrations.model_versions import resolve_for_step
@@ -41,9 +44,34 @@ def _champion(ctx: StepContext, alias: str) -> tuple[Any, str | None, str]:
     try:
         model = champion.load()
     except Exception as exc:  # noqa: BLE001
-        return None, champion.version, (f"{alias} v{champion.version} could not be loaded "
-                                        f"({exc}); not compared")
-    return model, champion.version, f"{alias} is v{champion.version}"
+        return champion, None, (f"{alias} v{champion.version} could not be loaded "
+                                f"({exc}); not compared")
+    return champion, model, f"{alias} is v{champion.version}"
+
+
+def _unseen_by(champion: Any, frame: Any, alias: str) -> tuple[Any, dict[str, Any]]:
+    """Eval rows the champion was not trained on (from its training reference), and what the
+    verdict says about them. A champion scored on its own training rows looks better than it
+    is, so those rows never enter the comparison."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from loopline.ml.row_overlap import seen_rows
+
+    if not champion.card.reference:
+        return np.ones(len(frame), dtype=bool), {
+            "checked": False, "rows": len(frame),
+            "note": f"{alias} v{champion.version} carries no training reference: overlap "
+                    "with its training rows could not be checked"}
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = champion.reference(Path(scratch))
+    unseen = ~seen_rows(frame, reference)
+    return unseen, {"checked": True, "rows": int(unseen.sum()),
+                    "excluded": int((~unseen).sum()),
+                    "note": f"{int((~unseen).sum()):,} of {len(frame):,} eval rows are in "
+                            f"{alias} v{champion.version}'s training data and were left out"}
 
 
 def _metrics_named(params: EvaluateParams) -> list[tuple[tuple[str | int, ...], str]]:
@@ -61,6 +89,7 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
 
     from loopline.ml import metrics as m
     from loopline.ml import plots
+    from loopline.ml.row_overlap import time_window
 
     info = json.loads(ctx.input_path("info").read_text())
     task, label = info["task"], info["label"]
@@ -75,24 +104,38 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
     scores = m.predict_scores(model, rows, task)
     values = m.quality(task, actual, scores, info["classes"], params.threshold)
 
-    champion, champion_version, note = _champion(ctx, params.compare_with)
+    version, champion, note = _champion(ctx, params.compare_with)
+    champion_version = version.version if version is not None else None
     champion_values: dict[str, float] | None = None
-    champion_scores = None
+    champion_scores = compared = refused = None
+    compared_on: dict[str, Any] | None = None
     if champion is not None:
+        unseen, compared_on = _unseen_by(version, frame, params.compare_with)
         try:
-            champion_scores = m.predict_scores(champion, rows, task)
-            champion_values = m.quality(task, actual, champion_scores, info["classes"],
-                                        params.threshold)
+            if compared_on["rows"] < params.min_compare_rows:
+                refused = (f"{compared_on['note']}; {compared_on['rows']:,} unseen rows remain "
+                           f"(< min_compare_rows {params.min_compare_rows}), too few to compare "
+                           "fairly; judge on a later eval window")
+                champion_values = {}
+            else:
+                champion_scores = m.predict_scores(champion, rows, task)
+                champion_values = m.quality(task, actual[unseen], champion_scores[unseen],
+                                            info["classes"], params.threshold)
+                if compared_on.get("excluded"):
+                    compared = m.quality(task, actual[unseen], scores[unseen], info["classes"],
+                                         params.threshold)
+                    note = f"{note}; compared on {compared_on['rows']:,} rows it never saw"
         except Exception as exc:  # noqa: BLE001 - a champion that cannot score these rows
             note = f"champion v{champion_version} could not score the eval split ({exc})"
-            champion, champion_scores = None, None
+            champion, champion_scores, champion_values = None, None, None
     timed = m.latency({"challenger": model, **({"champion": champion} if champion else {})},
                       rows, task, single_rows=params.latency_rows)
     values.update(timed["challenger"])
     if champion_values is not None:
         champion_values.update(timed["champion"])
 
-    checks = evaluate_checks(params.gates, values, champion_values, note, m.HIGHER_IS_BETTER)
+    checks = evaluate_checks(params.gates, values, champion_values, note, m.HIGHER_IS_BETTER,
+                             compared=compared, refused=refused)
     if params.require_data_quality and (path := ctx.input_path("validation")) is not None:
         valid = bool(json.loads(path.read_text())["success"])
         checks.append({"metric": "data_quality", "check": "passed", "value": float(valid),
@@ -101,9 +144,11 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
     primary = params.primary_metric or ("rmse" if task == "regression" else "roc_auc")
     verdict = {"passed": all(c["passed"] for c in checks), "checks": checks,
                "metrics": values, "primary_metric": primary,
-               "champion": ({"version": champion_version, "metrics": champion_values}
-                            if champion_values else None), "champion_note": note,
-               "rows": len(frame)}
+               "champion": ({"version": champion_version, "metrics": champion_values,
+                             "compared_on": compared_on, "challenger_metrics": compared}
+                            if champion_values is not None else None),
+               "champion_note": note, "rows": len(frame),
+               "judged_on": {"rows": len(frame), **(time_window(frame) or {})}}
     ctx.output_path("verdict").write_text(json.dumps(verdict, indent=2, default=str))
     ctx.output_path("metrics").write_text(json.dumps(values, indent=2))
     plot_dir = ctx.output_path("plots")
@@ -111,8 +156,10 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
         plots.regression_plots(plot_dir, actual, scores)
     elif np.ndim(scores) == 1:
         positive = info["classes"][1]
+        # The champion's curve only where it was scored on rows it never saw.
+        fair = champion_scores if not (compared_on or {}).get("excluded") else None
         plots.classification_plots(plot_dir, (actual == positive).astype(int), scores,
-                                   params.threshold, champion_scores)
+                                   params.threshold, fair)
     else:
         plot_dir.mkdir(parents=True, exist_ok=True)
     failed = [c["detail"] for c in checks if not c["passed"]]

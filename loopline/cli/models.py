@@ -57,10 +57,11 @@ def _list(client: object, args: argparse.Namespace) -> int:
                           "history": events}, indent=2))
         return 0
     print(f"{args.name}")
-    print(f"  {'version':>7}  {'aliases':28} {'verdict':8} {'metric':22} created")
+    print(f"  {'version':>7}  {'aliases':28} {'verdict':10} {'metric':22} {'created':16}  "
+          "judged on")
     for row in rows:
-        print(f"  {row.version:>7}  {','.join(row.aliases) or '-':28} {row.verdict:8} "
-              f"{row.metrics:22} {row.created}")
+        print(f"  {row.version:>7}  {','.join(row.aliases) or '-':28} {row.verdict:10} "
+              f"{row.metrics:22} {row.created:16}  {row.judged_on or '-'}")
     print("history (newest last):")
     for event in events:
         print(f"  {event['time']}  {_describe(event)}")

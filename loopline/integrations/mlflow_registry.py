@@ -101,6 +101,7 @@ class VersionRow:
     created: str
     verdict: str
     metrics: str
+    judged_on: str = ""
 
 
 def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
@@ -114,7 +115,7 @@ def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(mv.creation_timestamp) / 1000))
         aliases = sorted(by_version.get(str(mv.version), []))
         rows.append(VersionRow(str(mv.version), aliases, created, card.verdict,
-                               card.primary_value))
+                               card.primary_value, card.judged_on_text))
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 

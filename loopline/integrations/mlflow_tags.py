@@ -17,6 +17,7 @@ VERDICT = "loopline.verdict"
 GATE = "loopline.gate"
 METRICS = "loopline.metrics"
 PRIMARY_METRIC = "loopline.primary_metric"
+JUDGED_ON = "loopline.judged_on"  # eval rows and time window the gate judged the version on
 VALIDATION = "loopline.validation"
 ESTIMATOR = "loopline.estimator"
 MODEL_INFO = "loopline.model_info"

@@ -34,6 +34,7 @@ class ModelCard:
     reference: str | None = None  # runs:/… URI of the training rows
     primary_text: str = ""  # as recorded, when read back from tags
     verified: bool = False  # read back only: `registry.promote` sets it last (mark_verified)
+    judged_on: Mapping[str, Any] = field(default_factory=dict)  # rows, time window
 
     @classmethod
     def from_run(cls, lineage: Mapping[str, str], verdict: Mapping[str, Any],
@@ -44,6 +45,7 @@ class ModelCard:
                    checks=[{k: c[k] for k in CHECK_KEYS} for c in verdict["checks"]],
                    metrics=dict(verdict["metrics"]),
                    primary_metric=verdict.get("primary_metric"),
+                   judged_on=dict(verdict.get("judged_on") or {}),
                    validation=None if validation is None else {
                        "success": validation["success"],
                        "expectations": validation.get("expectations"),
@@ -74,6 +76,16 @@ class ModelCard:
             return f"{self.primary_metric}={self.metrics[self.primary_metric]:.4f}"
         return ""
 
+    @property
+    def judged_on_text(self) -> str:
+        """`2013-03-01..2013-03-31 (28,293 rows)`, or the row count alone; "" when unknown."""
+        if not self.judged_on:
+            return ""
+        rows = f"{self.judged_on.get('rows', 0):,} rows"
+        if "from" in self.judged_on:
+            return f"{self.judged_on['from'][:10]}..{self.judged_on['to'][:10]} ({rows})"
+        return rows
+
     def to_tags(self) -> dict[str, str]:
         tags = {tag.lineage(k): str(v) for k, v in self.lineage.items()}
         if self.passed is not None:
@@ -82,6 +94,8 @@ class ModelCard:
             tags[tag.METRICS] = _json({k: round(v, 6) for k, v in self.metrics.items()})
         if self.primary_value:
             tags[tag.PRIMARY_METRIC] = self.primary_value
+        if self.judged_on:
+            tags[tag.JUDGED_ON] = _json(dict(self.judged_on))
         if self.validation is not None:
             tags[tag.VALIDATION] = json.dumps(dict(self.validation))
         if self.estimator is not None:
@@ -98,7 +112,8 @@ class ModelCard:
     def from_tags(cls, tags: Mapping[str, str]) -> ModelCard:
         verdict = tags.get(tag.VERDICT)
         primary_text = tags.get(tag.PRIMARY_METRIC, "")
-        known = {tag.VERDICT, tag.GATE, tag.METRICS, tag.PRIMARY_METRIC, tag.VALIDATION,
+        known = {tag.VERDICT, tag.GATE, tag.METRICS, tag.PRIMARY_METRIC, tag.JUDGED_ON,
+                 tag.VALIDATION,
                  tag.ESTIMATOR, tag.MODEL_INFO, tag.FEAST, tag.REFERENCE, tag.VERIFIED}
         return cls(
             lineage={k.removeprefix(tag.PREFIX): v for k, v in tags.items()
@@ -110,7 +125,8 @@ class ModelCard:
             validation=_parse(tags.get(tag.VALIDATION), None),
             estimator=tags.get(tag.ESTIMATOR), info=_parse(tags.get(tag.MODEL_INFO), {}),
             feast=_parse(tags.get(tag.FEAST), {}), reference=tags.get(tag.REFERENCE) or None,
-            verified=tags.get(tag.VERIFIED) == "true")
+            verified=tags.get(tag.VERIFIED) == "true",
+            judged_on=_parse(tags.get(tag.JUDGED_ON), {}))
 
 
 def _json(value: Any, **options: Any) -> str:

@@ -31,8 +31,14 @@ def worsening(before: float, after: float, higher_is_better: bool) -> float:
 
 def evaluate_checks(checks: list[GateCheck], metrics: dict[str, float],
                     champion: dict[str, float] | None, champion_note: str,
-                    higher_is_better: dict[str, bool]) -> list[dict[str, Any]]:
-    """Every check with its value, threshold, pass/fail and a sentence saying why."""
+                    higher_is_better: dict[str, bool],
+                    compared: dict[str, float] | None = None,
+                    refused: str | None = None) -> list[dict[str, Any]]:
+    """Every check with its value, threshold, pass/fail and a sentence saying why.
+
+    `compared`: the challenger's metrics on the rows both models were scored on, when that is
+    not the whole eval set (rows the champion was trained on are left out). `refused`: why a
+    relative check cannot be made honestly (it then fails, saying so, instead of passing)."""
     results: list[dict[str, Any]] = []
     for check in checks:
         value = metrics.get(check.metric)
@@ -55,27 +61,32 @@ def evaluate_checks(checks: list[GateCheck], metrics: dict[str, float],
                     if t is not None]
         for kind, threshold in relative:
             base = (champion or {}).get(check.metric)
+            if base is None and refused:
+                results.append(_result(check.metric, kind, None, threshold, False,
+                                       f"refused: {refused}", challenger=value))
+                continue
             if base is None:
                 results.append(_result(check.metric, kind, None, threshold, True,
                                        f"passes: {champion_note}", challenger=value))
                 continue
+            mine = (compared or {}).get(check.metric, value)  # on the rows both saw
             if kind == "max_drop_vs_champion":
-                drop = worsening(base, value, higher_is_better.get(
+                drop = worsening(base, mine, higher_is_better.get(
                     check.metric, HIGHER_IS_BETTER_DEFAULT))
                 results.append(_result(
                     check.metric, kind, drop, threshold, drop <= threshold,
-                    f"{check.metric} {value:.4g} vs champion {base:.4g}: "
+                    f"{check.metric} {mine:.4g} vs champion {base:.4g}: "
                     + (f"worse by {drop:.4g} ({'within' if drop <= threshold else 'over'} "
                        f"{threshold:.4g})" if drop > 0 else
                        f"better by {-drop:.4g}" if drop < 0 else "equal"),
-                    challenger=value, champion=base))
+                    challenger=mine, champion=base))
             else:
-                ratio = value / base if base else float("inf")
+                ratio = mine / base if base else float("inf")
                 results.append(_result(
                     check.metric, kind, ratio, threshold, ratio <= threshold,
-                    f"{check.metric} {value:.4g} vs champion {base:.4g}: ratio {ratio:.3f}"
+                    f"{check.metric} {mine:.4g} vs champion {base:.4g}: ratio {ratio:.3f}"
                     f" ({'within' if ratio <= threshold else 'over'} {threshold:.3g})",
-                    challenger=value, champion=base))
+                    challenger=mine, champion=base))
     return results
 
 

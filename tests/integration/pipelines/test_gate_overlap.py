@@ -1,0 +1,79 @@
+"""The gate never scores the champion on rows it was trained on (issue: a champion retrained
+on a moved window was judged in-sample, and a sound challenger was refused).
+
+Real flights, real registry: v2 is trained on January to mid-March; the next run judges on all
+of March. Half of March is in v2's training rows, so only the other half may compare them —
+and when too few unseen rows remain, the relative checks are refused, saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tests.support import registry_client, run_cli, run_json
+
+pytestmark = pytest.mark.slow
+MODEL = "flights-late-arrival"
+
+
+def _verdict(project: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((project / "artifacts/flights/evaluate/verdict.json").read_text())
+
+
+def test_rows_the_champion_trained_on_never_judge_it(flights_project: Path) -> None:
+    spec = flights_project / "pipelines" / "flights.yaml"
+    assert run_json(spec)["model"]["version"] == "1"  # Jan-Feb, judged on March
+    moved = run_json(spec, "--set", "data.eval_from=2013-03-15")  # Jan 1 - Mar 14
+    assert moved["model"]["version"] == "2"
+    if "champion" not in moved["model"]["aliases"]:
+        assert run_cli("models", "promote", MODEL, "2", "--force", "--tracking-uri",
+                       f"sqlite:///{flights_project / 'mlflow.db'}")[0] == 0
+    assert str(registry_client(flights_project).get_model_version_by_alias(
+        MODEL, "champion").version) == "2"
+
+    # Too few unseen rows for this spec's minimum: refused, never a silent pass or fail.
+    text = spec.read_text()
+    spec.write_text(text.replace("      primary_metric: roc_auc\n",
+                                 "      primary_metric: roc_auc\n"
+                                 "      min_compare_rows: 1000000\n"))
+    refused = run_json(spec, "--force")
+    drop = next(c for c in refused["gate"]["checks"] if c["check"] == "max_drop_vs_champion")
+    assert not drop["passed"] and drop["detail"].startswith("refused: ")
+    assert "in champion v2's training data and were left out" in drop["detail"]
+    assert "min_compare_rows 1000000" in drop["detail"]
+    assert refused["gate"]["passed"] is False and "champion" not in refused["model"]["aliases"]
+
+    # With the default minimum: compared on the second half of March only.
+    spec.write_text(text)
+    run_json(spec, "--force")
+    verdict = _verdict(flights_project)
+    compared_on = verdict["champion"]["compared_on"]
+    eval_rows = pd.read_parquet(flights_project / "artifacts/flights/feast/eval.parquet")
+    unseen = eval_rows["time_hour"] >= pd.Timestamp("2013-03-15", tz="UTC")
+    assert compared_on["checked"] is True
+    assert compared_on["rows"] == int(unseen.sum())  # exactly the rows v2 never saw
+    assert compared_on["excluded"] == int((~unseen).sum()) > 0
+    # Both sides of the comparison are measured on those rows (not the challenger on all).
+    from loopline.integrations.mlflow_registry import load_model
+
+    champion = load_model(f"sqlite:///{flights_project / 'mlflow.db'}", f"models:/{MODEL}/2")
+    rows = eval_rows[unseen]
+    scores = champion.predict_proba(rows.drop(columns=["late"]))[:, 1]
+    expected = roc_auc_score(rows["late"], scores)
+    assert verdict["champion"]["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-12)
+    assert verdict["champion"]["challenger_metrics"]["roc_auc"] != verdict["metrics"]["roc_auc"]
+    drop = next(c for c in verdict["checks"] if c["check"] == "max_drop_vs_champion")
+    assert drop["challenger"] == verdict["champion"]["challenger_metrics"]["roc_auc"]
+
+    # Each version says what it was judged on.
+    code, out, err = run_cli("models", "list", MODEL, "--json", "--tracking-uri",
+                             f"sqlite:///{flights_project / 'mlflow.db'}")
+    assert code == 0, err
+    judged = {row["version"]: row["judged_on"] for row in json.loads(out)["versions"]}
+    # time_hour is UTC: late March evening flights from New York fall on April 1st.
+    assert judged["1"] == f"2013-03-01..2013-04-01 ({len(eval_rows):,} rows)"
+    assert judged["2"] == f"2013-03-15..2013-04-01 ({int(unseen.sum()):,} rows)"
