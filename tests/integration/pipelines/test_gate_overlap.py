@@ -1,8 +1,8 @@
 """The gate never scores the champion on rows it was trained on (issue: a champion retrained
 on a moved window was judged in-sample, and a sound challenger was refused).
 
-Real flights, real registry: v2 is trained on January to mid-March; the next run judges on all
-of March. Half of March is in v2's training rows, so only the other half may compare them —
+Real flights, real registry: v2 is trained on January to mid-February; the next run judges on
+all of February. Half of it is in v2's training rows, so only the other half may compare them —
 and when too few unseen rows remain, the relative checks are refused, saying why."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.support import registry_client, run_cli, run_json
+from tests.support import copy_example, registry_client, run_cli, run_json
 
 pytestmark = pytest.mark.slow
 MODEL = "flights-late-arrival"
@@ -24,10 +24,13 @@ def _verdict(project: Path) -> dict:  # type: ignore[type-arg]
     return json.loads((project / "artifacts/flights/evaluate/verdict.json").read_text())
 
 
-def test_rows_the_champion_trained_on_never_judge_it(flights_project: Path) -> None:
+def test_rows_the_champion_trained_on_never_judge_it(tmp_path: Path) -> None:
+    flights_project = copy_example(tmp_path / "p", data__last_month=2,
+                                   data__eval_from="2013-02-01", train__max_iter=30,
+                                   gate__min_roc_auc=0.55)
     spec = flights_project / "pipelines" / "flights.yaml"
-    assert run_json(spec)["model"]["version"] == "1"  # Jan-Feb, judged on March
-    moved = run_json(spec, "--set", "data.eval_from=2013-03-15")  # Jan 1 - Mar 14
+    assert run_json(spec)["model"]["version"] == "1"  # January, judged on February
+    moved = run_json(spec, "--set", "data.eval_from=2013-02-15")  # Jan 1 - Feb 14
     assert moved["model"]["version"] == "2"
     if "champion" not in moved["model"]["aliases"]:
         assert run_cli("models", "promote", MODEL, "2", "--force", "--tracking-uri",
@@ -40,7 +43,7 @@ def test_rows_the_champion_trained_on_never_judge_it(flights_project: Path) -> N
     spec.write_text(text.replace("      primary_metric: roc_auc\n",
                                  "      primary_metric: roc_auc\n"
                                  "      min_compare_rows: 1000000\n"))
-    refused = run_json(spec, "--force")
+    refused = run_json(spec)  # the window moved back: every step reruns
     drop = next(c for c in refused["gate"]["checks"] if c["check"] == "max_drop_vs_champion")
     assert not drop["passed"] and drop["detail"].startswith("refused: ")
     assert "in champion v2's training data and were left out" in drop["detail"]
@@ -49,11 +52,11 @@ def test_rows_the_champion_trained_on_never_judge_it(flights_project: Path) -> N
 
     # With the default minimum: compared on the second half of March only.
     spec.write_text(text)
-    run_json(spec, "--force")
+    run_json(spec)  # only evaluate (its params changed) and what follows it rerun
     verdict = _verdict(flights_project)
     compared_on = verdict["champion"]["compared_on"]
     eval_rows = pd.read_parquet(flights_project / "artifacts/flights/feast/eval.parquet")
-    unseen = eval_rows["time_hour"] >= pd.Timestamp("2013-03-15", tz="UTC")
+    unseen = eval_rows["time_hour"] >= pd.Timestamp("2013-02-15", tz="UTC")
     assert compared_on["checked"] is True
     assert compared_on["rows"] == int(unseen.sum())  # exactly the rows v2 never saw
     assert compared_on["excluded"] == int((~unseen).sum()) > 0
@@ -74,6 +77,6 @@ def test_rows_the_champion_trained_on_never_judge_it(flights_project: Path) -> N
                              f"sqlite:///{flights_project / 'mlflow.db'}")
     assert code == 0, err
     judged = {row["version"]: row["judged_on"] for row in json.loads(out)["versions"]}
-    # time_hour is UTC: late March evening flights from New York fall on April 1st.
-    assert judged["1"] == f"2013-03-01..2013-04-01 ({len(eval_rows):,} rows)"
-    assert judged["2"] == f"2013-03-15..2013-04-01 ({int(unseen.sum()):,} rows)"
+    # time_hour is UTC: late February evening flights from New York fall on March 1st.
+    assert judged["1"] == f"2013-02-01..2013-03-01 ({len(eval_rows):,} rows)"
+    assert judged["2"] == f"2013-02-15..2013-03-01 ({int(unseen.sum()):,} rows)"
