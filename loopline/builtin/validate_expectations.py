@@ -22,6 +22,7 @@ from loopline.components.contract import (
 from loopline.spec.paths import project_path
 
 Expectation = dict[str, Any]
+MAX_SUITE_BYTES = 10_000_000
 
 
 class ValidateParams(ComponentParams):
@@ -36,6 +37,9 @@ class ValidateParams(ComponentParams):
 
 def normalise_expectation(item: Expectation) -> Expectation:
     """Accept GE's `{type, kwargs}` or the short `{expect_x: {kwargs}}` form."""
+    if not isinstance(item, dict):
+        raise ValueError(f"expected {{type: ..., kwargs: ...}} or {{expect_...: {{...}}}}, "
+                         f"got {item!r}")
     if "type" in item:
         return {"type": item["type"], "kwargs": dict(item.get("kwargs", {})),
                 **({"meta": item["meta"]} if "meta" in item else {})}
@@ -48,13 +52,21 @@ def normalise_expectation(item: Expectation) -> Expectation:
 def load_suite(suite: list[Expectation] | str, root: Path) -> list[Expectation]:
     if isinstance(suite, str):
         path = project_path(suite, root)
+        if not path.is_file():
+            what = "not found" if not path.exists() else "not a file"
+            raise StepFailed(f"expectation suite {suite!r} {what} ({path})")
+        if path.stat().st_size > MAX_SUITE_BYTES:
+            raise StepFailed(f"expectation suite {suite!r} is larger than "
+                             f"{MAX_SUITE_BYTES:,} bytes")
         try:
             data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise StepFailed(f"expectation suite {suite!r} not found ({path})") from None
-        except json.JSONDecodeError as exc:
-            raise StepFailed(f"expectation suite {suite!r} is not valid JSON: {exc}") from None
-        suite = data["expectations"] if isinstance(data, dict) else data
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StepFailed(f"expectation suite {suite!r} is not readable JSON: {exc}") \
+                from None
+        suite = data.get("expectations") if isinstance(data, dict) else data
+        if not isinstance(suite, list):
+            raise StepFailed(f"expectation suite {suite!r} holds no list of expectations "
+                             "(a GE suite JSON, or a list)")
     return [normalise_expectation(item) for item in suite]
 
 

@@ -38,8 +38,9 @@ BUILTINS: dict[str, str] = {
 
 
 class UnknownComponent(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown component {name!r}{did_you_mean(name, known)}")
+    def __init__(self, name: str, known: list[str], reason: str = "") -> None:
+        detail = f" ({reason})" if reason else did_you_mean(name, known)
+        super().__init__(f"unknown component {name!r}{detail}")
 
 
 def _load(target: str) -> Component:
@@ -63,10 +64,15 @@ def names() -> list[str]:
 def get(name: str) -> Component:
     """A built-in, a plugin, or `package.module:ATTR` for a component not yet packaged."""
     if ":" in name:
+        module_name, _, attr = name.partition(":")
+        if not module_name or not attr or not all(p.isidentifier() for p in
+                                                  [*module_name.split("."), attr]):
+            raise UnknownComponent(name, [], "expected package.module:ATTR")
         try:
             return _load(name)
-        except (ImportError, AttributeError, TypeError) as exc:
-            raise UnknownComponent(name, []) from exc
+        except Exception as exc:
+            raise UnknownComponent(name, [], f"{type(exc).__name__}: {exc}".splitlines()[0]) \
+                from exc
     target = BUILTINS.get(name) or _plugins().get(name)
     if target is None:
         raise UnknownComponent(name, names())

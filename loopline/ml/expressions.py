@@ -73,6 +73,7 @@ def _check(node: ast.AST) -> None:
     elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         _check(node.left)
         _check(node.right)
+        _bounded(node)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
         _check(node.operand)
     elif isinstance(node, ast.BoolOp):
@@ -105,6 +106,30 @@ def _check(node: ast.AST) -> None:
             _check(arg)
     else:
         raise ExpressionError(f"{type(node).__name__} ({ast.unparse(node)!r}) is not allowed")
+
+
+MAX_EXPONENT = 64
+
+
+def _bounded(node: ast.BinOp) -> None:
+    """Cost stays proportional to the data: `7 ** (10 ** 8)` or `'a' * 10**8` would run for
+    minutes or fill memory at spec level, so powers need a small literal exponent or a column,
+    and text cannot be repeated."""
+    if isinstance(node.op, ast.Pow):
+        exponent = node.right
+        if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, ast.USub | ast.UAdd):
+            exponent = exponent.operand
+        if isinstance(exponent, ast.Constant):
+            if not isinstance(exponent.value, int | float) or abs(exponent.value) > MAX_EXPONENT:
+                raise ExpressionError(f"exponent {ast.unparse(node.right)} is not allowed "
+                                      f"(at most {MAX_EXPONENT})")
+        elif not isinstance(exponent, ast.Name):
+            raise ExpressionError(f"exponent {ast.unparse(node.right)!r} must be a number "
+                                  f"(at most {MAX_EXPONENT}) or a column")
+    if isinstance(node.op, ast.Mult | ast.Add) and any(
+            isinstance(side, ast.Constant) and isinstance(side.value, str)
+            for side in (node.left, node.right)):
+        raise ExpressionError("arithmetic on text is not allowed; compare it instead")
 
 
 def _functions() -> dict[str, Callable[..., Any]]:

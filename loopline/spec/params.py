@@ -60,6 +60,8 @@ def _stamp(path: Path) -> tuple[int, int]:
         stat = path.stat()
     except FileNotFoundError:
         return (0, 0)
+    except (OSError, ValueError):  # a NUL byte, a name too long: reading it will say so
+        return (-1, -1)
     return (stat.st_mtime_ns, stat.st_size)
 
 

@@ -180,6 +180,9 @@ def build_dags(pipelines_dir: str | Path) -> dict[str, DAG]:
             specs[path.resolve()] = load_pipeline(path)
         except SpecError as exc:
             problems += [str(problem) for problem in exc.problems]
+        except Exception as exc:  # noqa: BLE001 - one broken spec never takes the others down
+            problems.append(f"{path}:1: <root>: could not be loaded: "
+                            f"{type(exc).__name__}: {exc}".splitlines()[0])
     targets: dict[str, str] = {}  # drift spec -> the training DAG it starts
     for loaded in specs.values():
         if loaded.spec.retrain is not None:

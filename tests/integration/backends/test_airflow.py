@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import textwrap
@@ -458,3 +459,41 @@ def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path) ->
     manifest = json.loads((tmp_path / "p/artifacts/ext/work/_loopline.json").read_text())
     assert manifest["orchestrator"] == "airflow"
     assert (tmp_path / "p/artifacts/ext/work/data.csv").read_text() == "partial,complete\n"
+
+
+def test_hostile_specs_cost_only_their_own_dag(tmp_path: Path) -> None:
+    """Kinds of broken spec that used to take every DAG in the folder down."""
+    project = _project(tmp_path)
+    pipelines = project / "pipelines"
+    hostile = {
+        "colon": "name: colon\nsteps: {a: {component: ':X'}}\n",
+        "merge": "name: merge\nsteps:\n  a:\n    <<: {component: 1}\n",
+        "deep": "name: deep\nsteps: " + "[" * 3000 + "]" * 3000 + "\n",
+        "suite_dir": (pipelines / "flights.yaml").read_text()
+        .replace("name: flights\n", "name: suite_dir\n")
+        .replace("expectations/flights.json", "expectations"),
+    }
+    for name, text in hostile.items():
+        (pipelines / f"{name}.yaml").write_text(text)
+    env = airflow_env(tmp_path / "home", pipelines)
+    (tmp_path / "home").mkdir()
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {env['AIRFLOW__CORE__DAGS_FOLDER']!r})
+        import loopline_dags
+        from loopline.backends.airflow.dag import InvalidSpecs
+        dags = {{k: v for k, v in vars(loopline_dags).items() if hasattr(v, "dag_id")}}
+        try:
+            dags["loopline_invalid_specs"].validate()
+        except InvalidSpecs as exc:
+            problems = str(exc).splitlines()
+        print(json.dumps({{"dags": sorted(dags), "problems": problems}}))
+    """)
+    result = python(code, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"flights", "flights_drift", "flights_scoring", "flights_torch"} <= set(out["dags"])
+    for name in hostile:
+        located = [p for p in out["problems"] if f"{name}.yaml:" in p]
+        assert located, (name, out["problems"])
+    assert all(re.match(r"^\S+\.yaml:\d+: ", p) for p in out["problems"]), out["problems"]

@@ -45,3 +45,16 @@ def test_columns_read_excludes_function_names() -> None:
 def test_unknown_column_is_named() -> None:
     with pytest.raises(expressions.ExpressionError, match="unknown column 'zzz'"):
         expressions.evaluate("zzz + 1", FRAME)
+
+
+@pytest.mark.parametrize("text", ["7 ** (10 ** 8)", "a ** 1000", "2 ** -(10 ** 9)",
+                                  "'a' * 100000000", "b * 'abc'", "'x' + 'y'"])
+def test_cost_is_bounded_at_parse_time(text: str) -> None:
+    """Spec text that would run for minutes or fill memory is refused before any data."""
+    with pytest.raises(expressions.ExpressionError, match=r"exponent|text"):
+        expressions.parse(text)
+
+
+def test_ordinary_powers_still_work() -> None:
+    np.testing.assert_array_equal(expressions.evaluate("b ** 2 + 2 ** b", FRAME),
+                                  [3, 8, 17, 32])
