@@ -57,6 +57,17 @@ class DriftParams(ComponentParams):
     report_rows: int = Field(20_000, ge=100, description="Rows per side in the HTML report.")
 
 
+def _check(params: DriftParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
+    """ks and wasserstein compare numbers: a categorical column would fail mid-run."""
+    from loopline.ml.drift_methods import NUMERIC_ONLY
+
+    method = params.rules.categorical_method
+    if method in NUMERIC_ONLY:
+        return [(("rules", "categorical_method"), f"{method} needs numeric columns; "
+                 "categorical columns take psi or jensenshannon")]
+    return []
+
+
 def _current(ctx: StepContext, params: DriftParams, model_name: str) -> tuple[Any, list[str]]:
     import pandas as pd
 
@@ -209,6 +220,7 @@ COMPONENT = Component(
     description="Compare current data with the champion's training data; decide on retraining.",
     params=DriftParams,
     run=run,
+    check=_check,
     inputs={"current": Input("Current rows; default: the latest batches predict.batch kept.",
                              optional=True)},
     outputs={

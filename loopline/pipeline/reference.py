@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from loopline.components import registry
 
 
@@ -19,6 +21,12 @@ def _type(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " / ".join(f"`{v}`" for v in prop["enum"])
     return str(prop.get("type", "any"))
+
+
+def _factory_default(params: type[BaseModel], name: str) -> Any:
+    factory = params.model_fields[name].default_factory
+    value = factory() if factory is not None else None  # type: ignore[call-arg]
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 def components_markdown() -> str:
@@ -46,8 +54,8 @@ def components_markdown() -> str:
                 default = "required"
             elif "default" in prop:
                 default = f"`{prop['default']!r}`"
-            else:  # a default factory: an empty list or mapping
-                default = "`[]`" if prop.get("type") == "array" else "`{}`"
+            else:  # a default factory: what it really builds, not a guess
+                default = f"`{_factory_default(component.params, param)!r}`"
             lines.append(f"| `{param}` | {_type(prop)} | {default} | "
                          f"{prop.get('description', '')} |")
         lines.append("")

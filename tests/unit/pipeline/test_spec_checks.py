@@ -73,3 +73,12 @@ def test_two_specs_with_one_name_are_refused(flights: Path) -> None:
                for e in errors), errors
     twin.write_text(twin.read_text().replace("name: flights\n", "name: flights_copy\n"))
     assert run_cli("validate-spec", str(twin))[0] == 0
+
+
+def test_a_numeric_only_drift_method_for_categories_is_a_spec_error(tmp_path: Path) -> None:
+    spec = copy_example(tmp_path / "p") / "pipelines" / "flights_drift.yaml"
+    code, _, err = run_cli("validate-spec", str(spec), "--set", "drift.method=ks")
+    assert code == 2
+    assert "flights_drift.yaml:20: steps.drift.params.rules.categorical_method: ks needs " \
+           "numeric columns" in err, err
+    assert run_cli("validate-spec", str(spec), "--set", "drift.method=jensenshannon")[0] == 0
