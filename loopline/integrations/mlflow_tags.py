@@ -11,6 +11,8 @@ STEP = "loopline.step"
 SPEC_HASH = "loopline.spec_hash"
 PIPELINE = "loopline.pipeline"
 ORCHESTRATOR = "loopline.orchestrator"
+HOST = "loopline.host"  # the process holding a run open: lets a later run close it when
+PID = "loopline.pid"    # that process was killed
 
 # Model versions: what `registry.promote` records (see model_card.ModelCard).
 VERDICT = "loopline.verdict"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,39 @@ def sqlite_init_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _owner() -> dict[str, str]:
+    """Which process holds a run open, so a later run can tell an abandoned one."""
+    return {tag.HOST: socket.gethostname(), tag.PID: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def close_abandoned_runs(mlflow: Any) -> list[str]:
+    """Runs of this experiment left RUNNING by a process of this host that no longer exists
+    (SIGKILL, out of memory) are marked KILLED; MLflow would show them running forever. Runs
+    of other hosts are left alone: their processes cannot be checked from here."""
+    stale = mlflow.search_runs(
+        filter_string=f"attributes.status = 'RUNNING' and "
+                      f"tags.`{tag.HOST}` = '{socket.gethostname()}'",
+        max_results=500, output_format="list")
+    closed = []
+    client = mlflow.MlflowClient()
+    for run in stale:
+        pid = run.data.tags.get(tag.PID, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
 class Tracker:
     def __init__(self, spec: PipelineSpec, tracking_uri: str, run_id: str,
                  tags: Mapping[str, str], project_root: Path) -> None:
@@ -77,16 +111,19 @@ class Tracker:
             mlflow.set_tracking_uri(self.tracking_uri)
             with sqlite_init_lock(self.tracking_uri):
                 self._experiment(mlflow)
+            close_abandoned_runs(mlflow)
             existing = mlflow.search_runs(
                 filter_string=f"tags.`{tag.RUN_ID}` = '{self.run_id}' and "
                               f"tags.`{tag.LEVEL}` = 'pipeline'", max_results=1,
                 output_format="list")
             if existing:
                 self._parent = mlflow.start_run(run_id=existing[0].info.run_id)
+                mlflow.set_tags(_owner())  # this process holds it now
             else:
                 self._parent = mlflow.start_run(
                     run_name=f"{self.spec.name} {self.run_id}",
-                    tags={tag.RUN_ID: self.run_id, tag.LEVEL: "pipeline", **self.tags})
+                    tags={tag.RUN_ID: self.run_id, tag.LEVEL: "pipeline", **self.tags,
+                          **_owner()})
         return mlflow
 
     def _experiment(self, mlflow: Any) -> None:
@@ -109,7 +146,7 @@ class Tracker:
         mlflow = self._mlflow()
         with mlflow.start_run(run_name=step, nested=True,
                               tags={tag.RUN_ID: self.run_id, tag.STEP: step,
-                                    tag.LEVEL: "step"}) as run:
+                                    tag.LEVEL: "step", **_owner()}) as run:
             yield run.info.run_id
 
     def log_metrics(self, step: str, metrics: Mapping[str, float]) -> None:

@@ -48,8 +48,18 @@ def test_killed_step_is_redone(crash_project: Path) -> None:
     assert not (step_dir / "_loopline.json").exists()
     assert not (step_dir / "data.csv").exists()  # nothing half-written where outputs live
 
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{crash_project / 'mlflow.db'}")
+    killed = client.search_runs([e.experiment_id for e in
+                                 client.search_experiments()],
+                                filter_string="attributes.status = 'RUNNING'")
+    assert len(killed) == 2  # the pipeline run and its step run, left open by the kill
+
     summary = run_json(spec)
     assert summary["steps"]["slow"]["status"] == "succeeded"  # redone, not reused
+    # The next run closes what the killed process left open.
+    assert {client.get_run(r.info.run_id).info.status for r in killed} == {"KILLED"}
     assert (step_dir / "data.csv").read_text() == "partial,complete\n"
     assert not list(step_dir.parent.glob(".slow.staging-*"))  # stale staging cleaned
     assert run_json(spec)["steps"]["slow"]["status"] == "cached"
