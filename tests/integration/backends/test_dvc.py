@@ -36,6 +36,13 @@ def test_stages_declare_deps_params_outs_metrics_plots() -> None:
     assert {"artifacts/flights/evaluate/plots": {"cache": False}} in evaluate["plots"]
     validate = stages["stages"]["validate"]
     assert "expectations/flights.json" in validate["deps"]
+    # after: [validate] is a dependency, so `dvc repro feast` runs validate first.
+    assert "artifacts/flights/validate/_loopline.json" in stages["stages"]["feast"]["deps"]
+    # Data shipped in a package is versioned by the pin, never by the venv's path.
+    ingest_deps = stages["stages"]["ingest"]["deps"]
+    assert "constraints.txt" in ingest_deps
+    assert not any("site-packages" in dep for stage in stages["stages"].values()
+                   for dep in stage.get("deps", [])), ingest_deps
     assert stages["plots"][0] == {"artifacts/flights/evaluate/plots/roc.json":
                                   {"x": "fpr", "y": "tpr", "title": "ROC"}}
     assert "always_changed" not in train
@@ -75,9 +82,24 @@ def test_dvc_repro_matches_loopline_run(flights_project: Path) -> None:
     assert "Running stage" not in second.stdout
 
     # A step edited without recompiling: the stage refuses to run a stale definition.
-    spec.write_text(spec.read_text().replace("seed: ${train.seed}", "seed: 7"))
+    text = spec.read_text()
+    spec.write_text(text.replace("seed: ${train.seed}", "seed: 7"))
     stale = _sh("dvc", "repro", "train", cwd=project)
     assert stale.returncode != 0
+
+    # Data that now fails its suite, and `dvc repro` aimed at a later stage: validate runs
+    # first (feast runs after: [validate]) and stops the run before anything downstream.
+    spec.write_text(text)
+    suite = project / "expectations" / "flights.json"
+    data = json.loads(suite.read_text())
+    data["expectations"].append({"type": "expect_column_values_to_be_in_set",
+                                 "kwargs": {"column": "origin", "value_set": ["EWR", "JFK"]}})
+    suite.write_text(json.dumps(data))
+    refused = _sh("dvc", "repro", "train", cwd=project)
+    assert refused.returncode != 0
+    assert "Running stage 'validate'" in refused.stdout, refused.stdout
+    assert "Running stage 'feast'" not in refused.stdout
+    assert "Running stage 'train'" not in refused.stdout
     assert "changed since dvc.yaml was generated" in stale.stdout + stale.stderr
 
 

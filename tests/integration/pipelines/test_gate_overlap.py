@@ -1,8 +1,8 @@
 """The gate never scores the champion on rows it was trained on (issue: a champion retrained
 on a moved window was judged in-sample, and a sound challenger was refused).
 
-Real flights, real registry: v2 is trained on January to mid-February; the next run judges on
-all of February. Half of it is in v2's training rows, so only the other half may compare them —
+Real flights, real registry: v1 is trained on January to mid-February; the next runs judge on
+all of February. Half of it is in v1's training rows, so only the other half may compare them —
 and when too few unseen rows remain, the relative checks are refused, saying why."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.support import copy_example, registry_client, run_cli, run_json
+from tests.support import copy_example, run_cli, run_json
 
 pytestmark = pytest.mark.slow
 MODEL = "flights-late-arrival"
@@ -29,16 +29,12 @@ def test_rows_the_champion_trained_on_never_judge_it(tmp_path: Path) -> None:
                                    data__eval_from="2013-02-01", train__max_iter=30,
                                    gate__min_roc_auc=0.55)
     spec = flights_project / "pipelines" / "flights.yaml"
-    assert run_json(spec)["model"]["version"] == "1"  # January, judged on February
-    moved = run_json(spec, "--set", "data.eval_from=2013-02-15")  # Jan 1 - Feb 14
-    assert moved["model"]["version"] == "2"
-    if "champion" not in moved["model"]["aliases"]:
-        assert run_cli("models", "promote", MODEL, "2", "--force", "--tracking-uri",
-                       f"sqlite:///{flights_project / 'mlflow.db'}")[0] == 0
-    assert str(registry_client(flights_project).get_model_version_by_alias(
-        MODEL, "champion").version) == "2"
+    # v1, the champion, is trained on January 1 - February 14 (judged on the rest of February).
+    first = run_json(spec, "--set", "data.eval_from=2013-02-15")
+    assert first["model"] == {"name": MODEL, "version": "1",
+                              "aliases": ["challenger", "champion"]}
 
-    # Too few unseen rows for this spec's minimum: refused, never a silent pass or fail.
+    # v2: too few unseen rows for this spec's minimum: refused, never a silent pass or fail.
     text = spec.read_text()
     spec.write_text(text.replace("      primary_metric: roc_auc\n",
                                  "      primary_metric: roc_auc\n"
@@ -46,11 +42,11 @@ def test_rows_the_champion_trained_on_never_judge_it(tmp_path: Path) -> None:
     refused = run_json(spec)  # the window moved back: every step reruns
     drop = next(c for c in refused["gate"]["checks"] if c["check"] == "max_drop_vs_champion")
     assert not drop["passed"] and drop["detail"].startswith("refused: ")
-    assert "in champion v2's training data and were left out" in drop["detail"]
+    assert "in champion v1's training data and were left out" in drop["detail"]
     assert "min_compare_rows 1000000" in drop["detail"]
     assert refused["gate"]["passed"] is False and "champion" not in refused["model"]["aliases"]
 
-    # With the default minimum: compared on the second half of March only.
+    # v3, with the default minimum: compared on the second half of February only.
     spec.write_text(text)
     run_json(spec)  # only evaluate (its params changed) and what follows it rerun
     verdict = _verdict(flights_project)
@@ -58,12 +54,12 @@ def test_rows_the_champion_trained_on_never_judge_it(tmp_path: Path) -> None:
     eval_rows = pd.read_parquet(flights_project / "artifacts/flights/feast/eval.parquet")
     unseen = eval_rows["time_hour"] >= pd.Timestamp("2013-02-15", tz="UTC")
     assert compared_on["checked"] is True
-    assert compared_on["rows"] == int(unseen.sum())  # exactly the rows v2 never saw
+    assert compared_on["rows"] == int(unseen.sum())  # exactly the rows v1 never saw
     assert compared_on["excluded"] == int((~unseen).sum()) > 0
     # Both sides of the comparison are measured on those rows (not the challenger on all).
     from loopline.integrations.mlflow_registry import load_model
 
-    champion = load_model(f"sqlite:///{flights_project / 'mlflow.db'}", f"models:/{MODEL}/2")
+    champion = load_model(f"sqlite:///{flights_project / 'mlflow.db'}", f"models:/{MODEL}/1")
     rows = eval_rows[unseen]
     scores = champion.predict_proba(rows.drop(columns=["late"]))[:, 1]
     expected = roc_auc_score(rows["late"], scores)
@@ -78,5 +74,5 @@ def test_rows_the_champion_trained_on_never_judge_it(tmp_path: Path) -> None:
     assert code == 0, err
     judged = {row["version"]: row["judged_on"] for row in json.loads(out)["versions"]}
     # time_hour is UTC: late February evening flights from New York fall on March 1st.
-    assert judged["1"] == f"2013-02-01..2013-03-01 ({len(eval_rows):,} rows)"
-    assert judged["2"] == f"2013-02-15..2013-03-01 ({int(unseen.sum()):,} rows)"
+    assert judged["1"] == f"2013-02-15..2013-03-01 ({int(unseen.sum()):,} rows)"
+    assert judged["3"] == f"2013-02-01..2013-03-01 ({len(eval_rows):,} rows)"
