@@ -118,7 +118,7 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     rows_path = ctx.input_path("sample") or ctx.input_path("reference")
     if rows_path is not None:
         sample = pd.read_parquet(rows_path).head(params.smoke_rows)
-        sample = sample.drop(columns=[c for c in [info.get("label")] if c in sample.columns])
+        sample = sample.drop(columns=[info.get("label")], errors="ignore")
         method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
         if not np.allclose(getattr(loaded, method)(sample), getattr(model, method)(sample)):
             raise StepFailed(f"{name} v{version} does not reproduce the trained model's "

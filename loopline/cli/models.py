@@ -19,8 +19,10 @@ def tracking_uri(explicit: str | None) -> str:
 
 
 def models_command(args: argparse.Namespace) -> int:
+    from loopline.runtime.tracking import sqlite_file
+
     uri = tracking_uri(args.tracking_uri)
-    database = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    database = sqlite_file(uri)
     if database is not None and not database.is_file():
         # Opening a SQLite URI creates the store: a look at the registry must not.
         print(f"error: no registry at {database}: nothing has been registered there (run a "

@@ -38,16 +38,21 @@ def resolve_uris(spec: PipelineSpec, project_root: Path) -> tuple[str, str]:
     return tracking, registry
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file behind a `sqlite:///` URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 @contextlib.contextmanager
 def sqlite_init_lock(uri: str) -> Iterator[None]:
     """Parallel steps (Airflow, Celery) opening a fresh SQLite store at once race on MLflow's
     schema migration; the first opener creates it while the others wait."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_file(uri)
+    if database is None:
         yield
         return
     import fcntl
 
-    database = Path(uri.removeprefix("sqlite:///"))
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
