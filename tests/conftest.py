@@ -17,6 +17,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # Specs in temporary projects name test components as `tests.support.<module>:ATTR`.
+    monkeypatch.setenv("LOOPLINE_COMPONENT_PATH", str(Path(__file__).resolve().parents[1]))
 
 
 @pytest.fixture

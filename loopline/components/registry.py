@@ -5,6 +5,10 @@ A user's package adds components with an entry point in the `loopline.components
 
     [project.entry-points."loopline.components"]
     "acme.clean" = "acme_ml.clean:COMPONENT"
+
+A spec may also name `package.module:ATTR` directly, but only for a module that lives in the
+spec's project, in a folder listed in $LOOPLINE_COMPONENT_PATH, or in an installed plugin
+distribution: naming any importable module would run its code at `validate-spec` time.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import ast
 import hashlib
 import importlib
 import importlib.util
+import os
+import sys
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,6 +27,9 @@ from loopline.components.contract import Component
 from loopline.spec.hints import did_you_mean
 
 ENTRY_POINT_GROUP = "loopline.components"
+COMPONENT_PATH_ENV = "LOOPLINE_COMPONENT_PATH"
+# Folders whose modules a spec may name as `package.module:ATTR` (projects of loaded specs).
+_trusted_roots: list[Path] = []
 
 BUILTINS: dict[str, str] = {
     "ingest.table": "loopline.builtin.ingest_table:COMPONENT",
@@ -60,19 +69,70 @@ def names() -> list[str]:
     return sorted({*BUILTINS, *_plugins()})
 
 
+def trust_project(root: Path) -> None:
+    """Let specs of this project name its own modules as components (the loader calls it)."""
+    root = root.resolve()
+    if root not in _trusted_roots:
+        _trusted_roots.append(root)
+
+
+def _allowed_roots() -> list[Path]:
+    extra = [Path(p).resolve() for p in os.environ.get(COMPONENT_PATH_ENV, "").split(os.pathsep)
+             if p]
+    return [*_trusted_roots, *extra]
+
+
+def _plugin_packages() -> set[str]:
+    """Top-level packages of the distributions that declare loopline components."""
+    return {"loopline", *(ep.value.split(":")[0].split(".")[0]
+                          for ep in entry_points(group=ENTRY_POINT_GROUP))}
+
+
+def _check_importable(module_name: str) -> None:
+    """Refuse a module outside the project, $LOOPLINE_COMPONENT_PATH and plugin packages,
+    without running any of its code (find_spec of a top-level name imports nothing)."""
+    top = module_name.split(".")[0]
+    if top in _plugin_packages():
+        return
+    for root in _allowed_roots():
+        if (root / top).is_dir() or (root / f"{top}.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            spec = importlib.util.find_spec(top)
+            origin = Path(spec.origin).resolve() if spec and spec.origin else None
+            if origin is not None and origin.is_relative_to(root):
+                return
+            raise ValueError(f"module {top!r} in {root} is shadowed by {origin}")
+    where = ", ".join(str(r) for r in _allowed_roots()) or "no project loaded"
+    raise ValueError(f"module {top!r} is not in the project ({where}) nor an installed "
+                     f"loopline plugin; put it in the project, add its folder to "
+                     f"${COMPONENT_PATH_ENV}, or register it in the {ENTRY_POINT_GROUP!r} "
+                     "entry-point group")
+
+
 @cache
+def _get_by_import_path(name: str, roots: tuple[Path, ...]) -> Component:
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr or not all(p.isidentifier() for p in
+                                              [*module_name.split("."), attr]):
+        raise UnknownComponent(name, [], "expected package.module:ATTR")
+    try:
+        _check_importable(module_name)
+        return _load(name)
+    except Exception as exc:  # a user's module may fail in any way; one located line
+        raise UnknownComponent(name, [], f"{type(exc).__name__}: {exc}".splitlines()[0]) \
+            from exc
+
+
 def get(name: str) -> Component:
     """A built-in, a plugin, or `package.module:ATTR` for a component not yet packaged."""
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        if not module_name or not attr or not all(p.isidentifier() for p in
-                                                  [*module_name.split("."), attr]):
-            raise UnknownComponent(name, [], "expected package.module:ATTR")
-        try:
-            return _load(name)
-        except Exception as exc:
-            raise UnknownComponent(name, [], f"{type(exc).__name__}: {exc}".splitlines()[0]) \
-                from exc
+        return _get_by_import_path(name, tuple(_allowed_roots()))
+    return _get_named(name)
+
+
+@cache
+def _get_named(name: str) -> Component:
     target = BUILTINS.get(name) or _plugins().get(name)
     if target is None:
         raise UnknownComponent(name, names())

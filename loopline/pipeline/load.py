@@ -16,6 +16,7 @@ from loopline.spec.params import overrides_from_values
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
     """Load a spec and check it against its components; raise SpecError with every problem."""
     loaded = load_spec(path, overrides)
+    registry.trust_project(loaded.project_root)
     problems = component_problems(loaded)
     if problems:
         raise SpecError(problems)
