@@ -79,7 +79,10 @@ def _current(ctx: StepContext, params: DriftParams, model_name: str) -> tuple[An
     batches = monitoring.latest(folder, params.window)
     if not batches:
         return pd.DataFrame(), []
-    return pd.concat([pd.read_parquet(p) for p in batches], ignore_index=True), batches
+    try:
+        return monitoring.read_batches(batches), batches
+    except monitoring.UnreadableBatch as exc:
+        raise StepFailed(str(exc)) from exc
 
 
 def _default_columns(champion: ModelVersion, reference: Any) -> list[str]:

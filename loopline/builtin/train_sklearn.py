@@ -59,7 +59,15 @@ def make_estimator(params: TrainParams) -> Any:
     kwargs = dict(params.params)
     if "random_state" in accepted:
         kwargs.setdefault("random_state", params.seed)
-    return cls(**kwargs)
+    estimator = cls(**kwargs)
+    try:  # the estimator's own rules, checked before fitting and named as spec fields
+        estimator._validate_params()
+    except ValueError as exc:  # sklearn's InvalidParameterError
+        bad = next((name for name in kwargs if f"'{name}'" in str(exc)), "")
+        field = (f"params.params.{bad}" if bad in params.params else
+                 "params.seed" if bad == "random_state" else "params.params")
+        raise StepFailed(f"{field}: {exc}") from exc
+    return estimator
 
 
 def run(ctx: StepContext, params: TrainParams) -> StepResult:

@@ -12,7 +12,7 @@ import sys
 
 from loopline.cli import compile as compile_cmd
 from loopline.cli import components, drift, features, init, models, run, spec, suggest
-from loopline.cli.common import Subcommands
+from loopline.cli.common import CommandError, Subcommands
 
 # In the order `loopline --help` lists them.
 REGISTER = (spec.register_validate, run.register_run, drift.register, run.register_step,
@@ -39,7 +39,11 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
 
 
 def entry_point() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
@@ -12,6 +13,37 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
 Handler = Callable[[argparse.Namespace], int]
 # `sub` in every register(): the parent's sub-command table.
 Subcommands = Any
+
+
+class CommandError(Exception):
+    """Bad command-line input or a refused operation: one `error:` line and an exit code,
+    never a traceback (`loopline.cli.main` prints it)."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def output_file(path: str | Path) -> Path:
+    """A file the user asked us to write: its folder must exist (a typo must not create
+    folders) and it must not itself be a folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"{path} is a folder; name a file to write", EXIT_BAD_SPEC)
+    if not target.parent.is_dir():
+        raise CommandError(f"cannot write {path}: no folder {target.parent}", EXIT_BAD_SPEC)
+    return target
+
+
+def output_folder(path: str | Path) -> Path:
+    """A folder the user asked us to fill: it may be created, but not over a file."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise CommandError(f"{path} is a file; name a folder", EXIT_BAD_SPEC)
+    if not target.parent.is_dir():
+        raise CommandError(f"cannot write into {path}: no folder {target.parent}",
+                           EXIT_BAD_SPEC)
+    return target
 
 
 def spec_errors(fn: Handler) -> Handler:

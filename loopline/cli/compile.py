@@ -14,6 +14,7 @@ from loopline.cli.common import (
     EXIT_OK,
     Subcommands,
     load,
+    output_file,
     spec_errors,
 )
 
@@ -24,14 +25,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.target == "kfp":
         from loopline.backends.kfp.compile import KfpCompiler
 
-        output = Path(args.output or f"build/{loaded.spec.name}.yaml")
+        output = output_file(args.output) if args.output else \
+            Path(f"build/{loaded.spec.name}.yaml")
         with contextlib.redirect_stdout(sys.stderr):
             KfpCompiler().compile(loaded, output, args.image, args.project_root)
         print(f"wrote {output}", file=sys.stderr)
         return EXIT_OK
     from loopline.backends.dvc import DvcCompiler
 
-    output = Path(args.output or loaded.project_root / "dvc.yaml")
+    output = output_file(args.output or loaded.project_root / "dvc.yaml")
     DvcCompiler().compile(loaded, output)
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
@@ -41,8 +43,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     loaded = load(args)
     from loopline.backends.kfp.submit import submit
+    from loopline.spec.params import overrides_from_values, values_from_json
 
-    params = json.loads(args.params) if args.params else None
+    params = values_from_json(args.params, "--params") if args.params else None
+    if params is not None:
+        overrides_from_values(params, loaded.params.flat, "--params")  # refuse unknown keys
     try:
         with contextlib.redirect_stdout(sys.stderr):
             result = submit(loaded, args.host, args.experiment, args.schedule, args.image,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
-from loopline.cli.common import EXIT_OK, Subcommands
+from loopline.cli.common import EXIT_OK, Subcommands, output_folder
 
 
 def cmd_components(args: argparse.Namespace) -> int:
@@ -18,7 +17,7 @@ def cmd_components(args: argparse.Namespace) -> int:
         from loopline.backends.kubernetes import step_image
 
         with contextlib.redirect_stdout(sys.stderr):
-            written = export_components(Path(args.output), step_image(args.image))
+            written = export_components(output_folder(args.output), step_image(args.image))
         print(f"wrote {len(written)} KFP component YAMLs to {args.output}", file=sys.stderr)
         return EXIT_OK
     if args.markdown:

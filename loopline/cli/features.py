@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from loopline.cli.common import Subcommands
+from loopline.cli.common import EXIT_BAD_SPEC, CommandError, Subcommands
+from loopline.spec.hints import did_you_mean
 
 
 def features_command(args: argparse.Namespace) -> int:
-    from loopline.integrations.feast import open_store
+    from loopline.integrations.feast import declared_names, open_store
 
     repo = Path(args.repo)
     if not (repo / "feature_store.yaml").exists():
@@ -26,13 +27,24 @@ def features_command(args: argparse.Namespace) -> int:
             print(f"error: expected ENTITY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         entity[key] = value
+    services = declared_names(repo)["service"]
+    if args.service and args.service not in services:
+        raise CommandError(f"no feature service {args.service!r} in {repo}"
+                           + (did_you_mean(args.service, services) or
+                              f" (it defines: {', '.join(sorted(services)) or 'none'})"),
+                           EXIT_BAD_SPEC)
     with contextlib.redirect_stdout(sys.stderr):
         store = open_store(repo, apply=False)
+        views = store.list_feature_views()
+        join_keys = sorted({key for view in views for key in view.join_keys})
+        if unknown := sorted(set(entity) - set(join_keys)):
+            raise CommandError(f"{', '.join(unknown)}: not an entity key of {repo} (its keys: "
+                               f"{', '.join(join_keys) or 'none'})", EXIT_BAD_SPEC)
         if args.service:
             features = store.get_feature_service(args.service)
         else:
             keys = set(entity)
-            features = [f"{view.name}:{field.name}" for view in store.list_feature_views()
+            features = [f"{view.name}:{field.name}" for view in views
                         if set(view.join_keys) <= keys for field in view.features]
         started = time.perf_counter()
         values = store.get_online_features(features=features, entity_rows=[entity]).to_dict()

@@ -14,8 +14,12 @@ GITIGNORE = "artifacts/\nmlflow.db\n.loopline/\nwandb/\n"
 
 
 def create_project(target: Path) -> Path:
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} is a file; name a new folder")
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} exists and is not empty")
+    if not target.parent.is_dir():
+        raise FileExistsError(f"cannot create {target}: no folder {target.parent}")
     source = Path(str(files("loopline") / "scaffold_data"))
     shutil.copytree(source, target, dirs_exist_ok=True)
     (target / ".gitignore").write_text(GITIGNORE)

@@ -19,9 +19,12 @@ def tracking_uri(explicit: str | None) -> str:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    from loopline.runtime.tracking import sqlite_file
+    from loopline.runtime.tracking import sqlite_file, unreachable
 
     uri = tracking_uri(args.tracking_uri)
+    if problem := unreachable(uri):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         # Opening a SQLite URI creates the store: a look at the registry must not.

@@ -23,6 +23,13 @@ from loopline.cli.common import (
 @spec_errors
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = load(args)
+    if unknown := [s for s in args.only or [] if s not in loaded.spec.steps]:
+        from loopline.spec.errors import SpecError, SpecProblem
+        from loopline.spec.hints import did_you_mean
+
+        raise SpecError([SpecProblem("--only", 1, step, f"no step {step!r} in {loaded.display}"
+                                     + did_you_mean(step, loaded.spec.steps))
+                         for step in unknown])
     if args.backend == "kfp-local":
         from loopline.backends.kfp.local import KfpLocalRunner as Backend
     else:
@@ -60,10 +67,12 @@ def cmd_step(args: argparse.Namespace) -> int:
     if params_json := os.environ.get("LOOPLINE_PARAMS_JSON"):
         # An orchestrator's run-time params (Airflow pods, KFP): overrides like --set.
         from loopline.pipeline.load import load_pipeline
-        from loopline.spec.params import overrides_from_values
+        from loopline.spec.params import overrides_from_values, values_from_json
 
+        source = "LOOPLINE_PARAMS_JSON"
         known = load_pipeline(args.file).params.flat
-        args.set = [*(args.set or []), *overrides_from_values(json.loads(params_json), known)]
+        values = values_from_json(params_json, source)
+        args.set = [*(args.set or []), *overrides_from_values(values, known, source)]
     loaded = load(args)
     if args.step not in loaded.spec.steps:
         print(f"{loaded.display}: no step {args.step!r}", file=sys.stderr)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from loopline.cli.common import EXIT_OK, Subcommands, load, spec_command, spec_errors
+from loopline.cli.common import (
+    EXIT_OK,
+    Subcommands,
+    load,
+    output_file,
+    spec_command,
+    spec_errors,
+)
 
 
 @spec_errors
@@ -22,7 +28,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if args.output:
-        Path(args.output).write_text(text)
+        output_file(args.output).write_text(text)
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -79,3 +79,22 @@ def latest(folder: str, window: int) -> list[str]:
                info["name"].rsplit("/", 1)[-1].startswith(".")]
     batches.sort(key=lambda info: (_modified(info), info["name"]))
     return [f"{folder}/{info['name'].rsplit('/', 1)[-1]}" for info in batches[-window:]]
+
+
+class UnreadableBatch(ValueError):
+    """A file in the batch folder that is not a readable Parquet table."""
+
+
+def read_batches(paths: list[str]) -> pd.DataFrame:
+    """The batches as one frame; a file that is not Parquet is named, not a pyarrow trace."""
+    import pandas as pd
+
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_parquet(path))
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            reason = str(exc).splitlines()[0][:160]
+            raise UnreadableBatch(f"scored batch {path} is not a readable Parquet file "
+                                  f"({reason}); move it out of the batch folder") from exc
+    return pd.concat(frames, ignore_index=True)

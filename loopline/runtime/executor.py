@@ -104,8 +104,7 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
         except Exception as exc:  # noqa: BLE001 - any crash is reported, not propagated
             store.discard(staging)
             error = f"{type(exc).__name__}: {exc}"
-            detail = "".join(traceback.format_exception(exc)).rstrip()
-            hooks.step_log(step, detail)
+            hooks.step_log(step, _crash_report(run, step, attempt, exc))
             if attempt < attempts:
                 delay = run.loaded.spec.retry_delay_s(step)
                 hooks.step_log(step, f"attempt {attempt} failed; retrying in {delay:g}s")
@@ -113,6 +112,23 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
     seconds = round(time.perf_counter() - started, 3)
     hooks.step_finished(step, "failed", seconds, error)
     return StepOutcome("failed", seconds, error=error)
+
+
+def _crash_report(run: Run, step: str, attempt: int, exc: BaseException) -> str:
+    """A crash's traceback: in the step log where that log is an orchestrator's task log
+    (Airflow, KFP), else in a file under .loopline/logs named by one readable line."""
+    detail = "".join(traceback.format_exception(exc)).rstrip()
+    if run.orchestrator not in ("local", "dvc"):
+        return detail
+    path = (run.loaded.project_root / ".loopline" / "logs" / run.run_id
+            / f"{step}.attempt{attempt}.traceback")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(detail + "\n")
+    except OSError:
+        return detail
+    shown = path.relative_to(run.loaded.project_root)
+    return f"crashed: {type(exc).__name__}: {str(exc)[:300]} (traceback: {shown})"
 
 
 def _invoke(run: Run, step: str, plan: StepPlan, staging: Path) -> tuple[StepResult, list[str]]:

@@ -38,6 +38,33 @@ def resolve_uris(spec: PipelineSpec, project_root: Path) -> tuple[str, str]:
     return tracking, registry
 
 
+# Schemes MLflow can store runs and models in; anything else fails deep inside MLflow.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file",
+                    "databricks")
+
+
+def unreachable(uri: str, timeout_s: float = 5.0) -> str | None:
+    """Why a tracking URI cannot work, found fast: MLflow itself retries a dead server for
+    minutes and reports an unknown scheme with a traceback."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else "file"
+    if scheme not in TRACKING_SCHEMES and not (len(scheme) == 1 and os.name == "nt"):
+        return (f"unsupported tracking URI {uri!r}: use sqlite:///FILE, postgresql://..., "
+                "http(s)://SERVER or a folder")
+    if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+                return None
+        except urllib.error.HTTPError:
+            return None  # it answers: a proxy or an older server without /health
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return f"no MLflow server answers at {uri} ({reason})"
+    return None
+
+
 def sqlite_file(uri: str) -> Path | None:
     """The database file behind a `sqlite:///` URI; None for any other store."""
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None

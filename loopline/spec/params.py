@@ -9,11 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from loopline.spec.errors import SpecError, SpecProblem
 from loopline.spec.hints import did_you_mean
-from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file
+from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file, load_text
 
 _REF = re.compile(r"\$\{([^}]*)\}")
 
@@ -84,7 +82,12 @@ def _apply_override(params: Params, override: str) -> SpecProblem | None:
     if key not in params.flat:
         hint = did_you_mean(key, params.flat)
         return SpecProblem("--set", 1, key, f"not a key of {params.file}{hint}")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = load_text(raw, "--set").data if raw.strip() else ""
+    except SpecError as exc:
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        return SpecProblem("--set", 1, key, f"cannot read the value {shown!r}: "
+                           + exc.problems[0].message[:200])
     *parents, leaf = key.split(".")
     node = params.values
     for part in parents:
@@ -93,14 +96,32 @@ def _apply_override(params: Params, override: str) -> SpecProblem | None:
     return None
 
 
-def overrides_from_values(values: dict[str, Any], known: dict[str, Any]) -> list[str]:
-    """Run-time param values (sections, or dotted keys) as `--set` overrides: every leaf that
-    params.yaml has and the run changed. Orchestrators pass these from trigger forms."""
+def values_from_json(text: str, source: str) -> Any:
+    """Run-time param values given as JSON text (LOOPLINE_PARAMS_JSON, `submit --params`)."""
     import json
 
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpecError([SpecProblem(source, 1, "", f"not JSON: {exc}")]) from None
+
+
+def overrides_from_values(values: Any, known: dict[str, Any],
+                          source: str = "run-time params") -> list[str]:
+    """Run-time param values (sections, or dotted keys) as `--set` overrides: every leaf that
+    params.yaml has and the run changed. Orchestrators pass these from trigger forms. A key
+    params.yaml lacks is an error: a misspelt override silently ignored trains the wrong model."""
+    import json
+
+    if not isinstance(values, dict):
+        raise SpecError([SpecProblem(source, 1, "", "expected a JSON object of params.yaml "
+                                     'sections, e.g. {"train": {"max_iter": 300}}')])
     leaves = {key: value for key, value in flatten(values) if not isinstance(value, dict)}
+    if unknown := sorted(key for key in leaves if key not in known):
+        raise SpecError([SpecProblem(source, 1, key, "not a key of params.yaml"
+                                     + did_you_mean(key, known)) for key in unknown])
     return [f"{key}={json.dumps(value)}" for key, value in sorted(leaves.items())
-            if key in known and value != known[key]]
+            if value != known[key]]
 
 
 def resolve(doc: LocatedDocument, params: Params) -> tuple[Any, dict[Loc, set[str]]]:

@@ -146,6 +146,8 @@ def load_text(text: str, file: str) -> LocatedDocument:
     except RecursionError:
         raise SpecError([SpecProblem(file, 1, "", f"nested deeper than {MAX_DEPTH} levels")]) \
             from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise SpecError([SpecProblem(file, 1, "", f"unreadable value: {exc}")]) from None
     return LocatedDocument(data, lines, file)
 
 

@@ -6,7 +6,6 @@ small enough that `external_python` can call it in another interpreter.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -18,8 +17,9 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
     from loopline.runtime.context import Run
     from loopline.runtime.executor import execute_single_step
     from loopline.runtime.hooks import ConsoleProgress
+    from loopline.spec.params import values_from_json
 
-    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
+    loaded = load_pipeline_with_values(spec_path, values_from_json(params_json or "{}", "params"))
     run = Run.for_orchestrator(loaded, "airflow", run_id, hooks=ConsoleProgress(sys.stdout))
     # Airflow owns retries, so Loopline's own retry loop is off inside a task.
     outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
@@ -50,8 +50,9 @@ def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str =
     from loopline.backends.airflow.assets import retrain_asset
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime import retrain
+    from loopline.spec.params import values_from_json
 
-    loaded = load_pipeline_with_values(spec_path, json.loads(params_json or "{}"))
+    loaded = load_pipeline_with_values(spec_path, values_from_json(params_json or "{}", "params"))
     summary = retrain.drift_summary(loaded)
     trigger = retrain.decide(loaded, summary, "airflow", run_id)
     if not trigger.retrain:
