@@ -169,7 +169,8 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
     gate = {"passed": verdict["passed"],
             "checks": [{k: c.get(k) for k in ("metric", "check", "value", "threshold", "passed",
                                               "detail")} for c in checks]}
-    return StepResult(metrics=values, facts={"gate": gate})
+    return StepResult(metrics=values, facts={"gate": gate,
+                                             "compared_with": champion_version or ""})
 
 
 COMPONENT = Component(
@@ -191,6 +192,7 @@ COMPONENT = Component(
         "plots": Output("plots", "plots", "evaluation.png + roc/pr/confusion JSON."),
     },
     reads_registry=True,
+    compares_with_alias=lambda params: params.compare_with,
     plots={"roc.json": {"x": "fpr", "y": "tpr", "title": "ROC", "task": "classification"},
            "pr.json": {"x": "recall", "y": "precision", "title": "Precision-recall",
                        "task": "classification"},

@@ -104,6 +104,10 @@ class Component:
     touches_registry: bool = False
     # ... or read it (the champion): both fold the registry URI into their cache key.
     reads_registry: bool = False
+    # Steps that judge against a registry alias (the gate's champion), named by the params;
+    # they record the version judged as the fact `compared_with`. Their cached result is
+    # reused only while the alias points at that version or at one the pipeline registered.
+    compares_with_alias: Callable[[Any], str] | None = None
     # False for steps whose result depends on the world outside their inputs (whichever
     # version is champion now, the latest scored batches): they run every time.
     cacheable: bool = True

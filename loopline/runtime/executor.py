@@ -10,12 +10,14 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loopline.components.contract import StepFailed, StepResult
+from loopline.components.registry import get as registry_component
 from loopline.runtime.cache_key import MissingInput, StepPlan, plan_step
 from loopline.runtime.context import Run, StepRunContext, lineage_facts
 from loopline.runtime.hashing import path_md5
@@ -76,14 +78,18 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
     manifest = store.read_manifest(pipeline, step)
     reusable = (manifest and not force and loaded.spec.steps[step].cache
                 and plan.component.cacheable)
+    stale = ""
     if reusable and manifest.get("key") == plan.key and \
-            store.outputs_intact(pipeline, step, manifest):
+            store.outputs_intact(pipeline, step, manifest) and \
+            not (stale := _stale_judgement(run, plan, manifest)):
         note = f"cached: inputs, params and code unchanged (key {plan.key[:8]}, " \
                f"from run {manifest.get('run_id')})"
         hooks.step_finished(step, "cached", time.perf_counter() - started, note)
         return StepOutcome("cached", round(time.perf_counter() - started, 3),
                            _output_uris(run, step, manifest), manifest.get("metrics", {}),
                            manifest.get("facts", {}), note=note)
+    if stale:
+        hooks.step_log(step, stale)
     attempts = (run.loaded.spec.retries(step) if retries is None else retries) + 1
     error = ""
     for attempt in range(1, attempts + 1):
@@ -114,14 +120,66 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
     return StepOutcome("failed", seconds, error=error)
 
 
+def _stale_judgement(run: Run, plan: StepPlan, manifest: dict[str, Any]) -> str:
+    """Why a gate's cached verdict no longer holds ("" while it does): it holds while the
+    champion is the version it judged against, or one this pipeline registered since (its
+    own promotion); any other move of the champion means judging again."""
+    component, registry = plan.component, run.loaded.spec.registry
+    if component.compares_with_alias is None or registry is None:
+        return ""
+    from loopline.integrations.registry_peek import alias_version
+
+    alias = component.compares_with_alias(plan.params)
+    current = alias_version(run.registry_uri, registry.model_name, alias)
+    judged = str(manifest.get("facts", {}).get("compared_with", ""))
+    fine = {judged}
+    for name, spec_step in run.loaded.spec.steps.items():
+        if registry_component(spec_step.component).touches_registry:
+            facts = (run.store.read_manifest(run.loaded.spec.name, name) or {}).get("facts", {})
+            fine.add(str(facts.get("model", {}).get("version", "")))
+    if current in fine:
+        return ""
+    return (f"{alias} is v{current or ' (none)'} now, the cached verdict judged against "
+            f"{'v' + judged if judged else 'no ' + alias}: judging again")
+
+
+def step_log_folder(run: Run) -> Path:
+    """Where a local run keeps what libraries print and crash tracebacks, per step."""
+    return run.loaded.project_root / ".loopline" / "logs" / run.run_id
+
+
+@contextlib.contextmanager
+def _library_output(run: Run, step: str) -> Iterator[None]:
+    """What libraries print while a local step runs (MLflow's registration notes, Feast's
+    coloured banners, deprecation warnings) goes to the step's log file; the terminal keeps
+    Loopline's own progress. An orchestrator's task log keeps everything, as it is."""
+    if run.orchestrator not in ("local", "dvc"):
+        yield
+        return
+    path = step_log_folder(run) / f"{step}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = path.open("a", encoding="utf-8")
+    except OSError:
+        yield
+        return
+    try:
+        with log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+                warnings.catch_warnings():
+            warnings.simplefilter("default")  # each distinct warning once, into the file
+            yield
+    finally:
+        if path.stat().st_size == 0:
+            path.unlink()
+
+
 def _crash_report(run: Run, step: str, attempt: int, exc: BaseException) -> str:
     """A crash's traceback: in the step log where that log is an orchestrator's task log
     (Airflow, KFP), else in a file under .loopline/logs named by one readable line."""
     detail = "".join(traceback.format_exception(exc)).rstrip()
     if run.orchestrator not in ("local", "dvc"):
         return detail
-    path = (run.loaded.project_root / ".loopline" / "logs" / run.run_id
-            / f"{step}.attempt{attempt}.traceback")
+    path = step_log_folder(run) / f"{step}.attempt{attempt}.traceback"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(detail + "\n")
@@ -135,7 +193,8 @@ def _invoke(run: Run, step: str, plan: StepPlan, staging: Path) -> tuple[StepRes
     outputs = {name: out.filename for name, out in plan.component.outputs.items()}
     ctx = StepRunContext(run, step, staging, plan.inputs, outputs,
                          lineage_facts(run, plan.data_hashes))
-    with run.tracker.step(step), _time_limit(run.loaded.spec.timeout_s(step)):
+    with run.tracker.step(step), _time_limit(run.loaded.spec.timeout_s(step)), \
+            _library_output(run, step):
         result = plan.component.run(ctx, plan.params) or StepResult()
         if result.metrics:
             run.tracker.log_metrics(step, result.metrics)

@@ -5,6 +5,7 @@ from the step outcomes each task left in its output artifacts' metadata."""
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from loopline.backends.base import Runner
 from loopline.backends.kfp.compile import KfpCompiler, build_pipeline, pipeline_name
+from loopline.backends.kfp.progress import TaskProgress, kfp_output_to
 from loopline.backends.kfp.task import OUTCOME_KEY
 from loopline.backends.summary import run_summary
 from loopline.components import registry
@@ -31,12 +33,19 @@ class KfpLocalRunner(Runner):
         kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
         pipeline = build_pipeline(loaded)
         started = time.perf_counter()
+        before = set(root.glob(f"{pipeline_name(loaded)}-*"))
+        log = (loaded.project_root / ".loopline" / "logs"
+               / f"kfp-local-{time.strftime('%Y%m%dT%H%M%S')}.log")
         error = None
-        try:
-            pipeline(**({"params": params} if params else {}))
-        except Exception as exc:  # noqa: BLE001 - kfp raises RuntimeError for a failed task
-            error = str(exc)
-        runs = sorted(root.glob(f"{pipeline_name(loaded)}-*"), key=lambda p: p.stat().st_mtime)
+        with kfp_output_to(log) as terminal, \
+                TaskProgress(loaded, task_names(loaded), root, before, terminal):
+            try:
+                pipeline(**({"params": params} if params else {}))
+            except Exception as exc:  # noqa: BLE001 - kfp raises RuntimeError for a failed task
+                error = str(exc)
+        print(f"kfp's own log: {log.relative_to(loaded.project_root)}", file=sys.stderr)
+        runs = sorted(set(root.glob(f"{pipeline_name(loaded)}-*")) - before,
+                      key=lambda p: p.stat().st_mtime)
         folder = runs[-1] if runs else None
         summary = run_summary(folder.name if folder else None,
                               _outcomes(loaded, folder, failed=error is not None))
