@@ -121,3 +121,38 @@ def test_a_thousand_mutated_specs_never_crash_or_hang(project: Path) -> None:
     for _ in range(1000):
         refused += bool(_outcome(_write(project, "fuzz.yaml", _mutate(EXAMPLE, rng))))
     assert refused > 500  # most mutations break the spec; each said so in located lines
+
+
+MEMORY_PROBE = """
+import resource, sys, tempfile
+from pathlib import Path
+from loopline.pipeline.load import load_pipeline
+from loopline.spec.errors import SpecError
+from tests.support import copy_example
+from tests.unit.spec.test_hostile_specs import HOSTILE
+root = copy_example(Path(tempfile.mkdtemp()) / "p")
+(root / "pipelines" / "cases").mkdir()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for name, text in HOSTILE.items():
+    spec = root / "pipelines" / "cases" / "case.yaml"
+    spec.write_text(text)
+    try:
+        load_pipeline(spec)
+    except SpecError:
+        pass
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_hostile_specs_stay_under_500_mb() -> None:
+    """Peak memory of a fresh process that loads every hostile case (the alias bomb took
+    2.4 GB and /dev/zero 3.7 GB before the bounds)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE], cwd=REPO, text=True,
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    before_kb, peak_kb = map(int, result.stdout.split())
+    assert peak_kb < 500 * 1024, \
+        f"peak {peak_kb / 1024:.0f} MB (after imports {before_kb / 1024:.0f} MB)"
