@@ -65,8 +65,10 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def resolve_device(requested: str, require_gpu: bool) -> torch.device:
-    cuda = torch.cuda.is_available()
+def resolve_device(requested: str, require_gpu: bool,
+                   cuda_available: bool | None = None) -> torch.device:
+    """The device to train on; `cuda_available` defaults to torch.cuda.is_available()."""
+    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
     if require_gpu and not cuda:
         raise GpuUnavailable("this step requires a GPU (resources.gpu.require: true) but none "
                              "is visible: torch.cuda.is_available() is False")

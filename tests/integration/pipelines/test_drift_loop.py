@@ -103,13 +103,21 @@ def test_drift_retrains_once_per_event_and_records_why(project: Path) -> None:
     distance = planned["columns"]["distance"]
     assert distance["method"] == "psi" and distance["score"] > 0.25 and distance["drifted"]
     assert planned["share_drifted"] == pytest.approx(1 / 4)
-    assert planned["trigger"] == {"retrain": True, "reason": planned["trigger"]["reason"],
+    assert [c for c, v in planned["columns"].items() if v["severity"] != "none"] == ["distance"]
+    # Tripled distances move the champion's scores too: PSI past the retrain limit (0.25).
+    prediction = planned["prediction"]
+    assert (prediction["method"], prediction["threshold"], prediction["retrain_threshold"]) == \
+        ("psi", 0.1, 0.25)
+    assert prediction["score"] > 0.25 and prediction["severity"] == "retrain"
+    assert planned["performance"]["degraded"] is False  # the labels still agree with it
+    reasons = ["major drift in distance", f"prediction drift (PSI {prediction['score']:.3f})"]
+    assert planned["reasons"] == reasons
+    assert planned["trigger"] == {"retrain": True, "reason": "; ".join(reasons),
                                   "pipeline": "pipelines/train.yaml", "suppressed": None,
                                   "dry_run": True, "command": "loopline run pipelines/train.yaml"}
     report = Path(planned["report"]).read_text()
     assert "Value Drift for column distance" in report  # Evidently's own, not a placeholder
     assert planned["report_sample_rows"] == planned["rows"]["current"]  # small: all rows
-    assert planned["prediction"]["severity"] in ("none", "warn", "retrain")
     code, _, human = run_cli("drift", str(project / "pipelines" / "drift.yaml"), "--dry-run")
     assert code == 0
     assert "✗ distance" in human and "would retrain (dry run): loopline run" in human
@@ -120,7 +128,7 @@ def test_drift_retrains_once_per_event_and_records_why(project: Path) -> None:
     assert acted["trigger"]["retrain"] is True
     assert acted["retraining"]["status"] == "succeeded"
     (event,) = _retrain_events(project)
-    assert "major drift in distance" in event["reason"] and event["orchestrator"] == "local"
+    assert event["reason"] == "; ".join(reasons) and event["orchestrator"] == "local"
 
     code, again, _ = _drift(project)  # the same drift event
     assert again["trigger"]["retrain"] is False
@@ -130,6 +138,67 @@ def test_drift_retrains_once_per_event_and_records_why(project: Path) -> None:
     assert later["action"] == "retrain" and later["trigger"]["retrain"] is False
     assert later["trigger"]["suppressed"].startswith("cooldown:")
     assert len(_retrain_events(project)) == 1
+
+
+def _flipped_labels(project: Path) -> pd.DataFrame:
+    """The training population itself, with `late` turned around (arr_delay d -> 30 - d):
+    the same inputs, so no column and no prediction drift, but labels the champion now gets
+    wrong."""
+    return _sample(project).assign(arr_delay=lambda f: 30 - f["arr_delay"])
+
+
+def test_a_live_metric_drop_alone_triggers_retraining(project: Path) -> None:
+    run_json(project / "pipelines" / "train.yaml")
+    _score(project, _flipped_labels(project))
+    code, result, err = _drift(project, "--dry-run")
+    assert code == 0, err
+    assert {c: v["severity"] for c, v in result["columns"].items()} == dict.fromkeys(
+        ("carrier", "distance", "origin", "sched_dep_time"), "none")
+    assert result["share_drifted"] == 0 and result["prediction"]["severity"] == "none"
+    performance = result["performance"]
+    assert (performance["metric"], performance["max_drop"], performance["labelled_rows"]) == \
+        ("roc_auc", 0.05, 3000)
+    assert performance["drop"] == pytest.approx(performance["evaluation"]
+                                                - performance["current"])
+    assert performance["drop"] > 0.05 and performance["degraded"] is True
+    reason = f"roc_auc {performance['current']:.3f} vs {performance['evaluation']:.3f} " \
+             "at evaluation"
+    assert result["reasons"] == [reason]
+    assert (result["drift"], result["action"]) == (True, "retrain")
+    assert result["trigger"]["retrain"] is True and result["trigger"]["reason"] == reason
+
+    # The same window with the metric rule off: nothing else would retrain.
+    spec = project / "pipelines" / "drift.yaml"
+    spec.write_text(DRIFT.replace("component: drift.evidently",
+                                  "component: drift.evidently\n    params: "
+                                  "{metric_max_drop: null}"))
+    code, quiet, err = _drift(project, "--dry-run")
+    assert code == 0, err
+    assert (quiet["action"], quiet["reasons"]) == ("none", [])
+    assert "performance" not in quiet and quiet["prediction"]["severity"] == "none"
+    assert quiet["trigger"]["retrain"] is False
+
+
+def test_drift_exits_1_when_retraining_fails(project: Path) -> None:
+    """The training data disappears before a drift-triggered retraining: that run fails for
+    real (its ingest step), and `loopline drift` says so and exits 1."""
+    trained = run_json(project / "pipelines" / "train.yaml")
+    _score(project, _flipped_labels(project))
+    (project / "data" / "flights_sample.csv").unlink()
+    code, result, err = _drift(project)
+    assert code == 1, err
+    assert result["status"] == "failed" and result["action"] == "retrain"
+    assert result["trigger"]["retrain"] is True
+    retraining = result["retraining"]
+    assert (retraining["status"], retraining["model"], retraining["gate"]) == \
+        ("failed", None, None)
+    assert "✗ ingest: failed in " in err
+    assert "data source 'data/flights_sample.csv': not found" in err
+    assert "· promote: skipped in " in err and "not started: step 'ingest' failed" in err
+    (event,) = _retrain_events(project)
+    assert event["reason"] == result["trigger"]["reason"]
+    champion = registry_client(project).get_model_version_by_alias("my-model", "champion")
+    assert str(champion.version) == trained["model"]["version"]  # nothing replaced it
 
 
 def test_no_champion_is_a_message_not_a_trigger(project: Path) -> None:
@@ -150,6 +219,29 @@ def test_empty_window_warns_and_triggers_nothing(project: Path) -> None:
     assert any("the current window is empty" in w for w in result["warnings"])
     assert "WARNING: the current window is empty" in err
     assert _retrain_events(project) == []
+
+
+def test_a_window_under_min_rows_decides_nothing(project: Path) -> None:
+    """999 rows of plainly drifted data: below `min_rows` (1000) the job warns, naming the
+    field, and decides nothing; with min_rows lowered to 999 the same window retrains."""
+    run_json(project / "pipelines" / "train.yaml")
+    _score(project, _sample(project).head(999).assign(distance=lambda f: f["distance"] * 3))
+    code, result, err = _drift(project)
+    assert code == 0, err
+    warning = "the current window has 999 rows (< min_rows 1000); no drift decision, " \
+              "nothing triggered"
+    assert result["warnings"] == [warning] and f"WARNING: {warning}" in err
+    assert (result["drift"], result["action"], result["columns"]) == (False, "none", {})
+    assert result["trigger"]["retrain"] is False
+    assert _retrain_events(project) == []
+
+    spec = project / "pipelines" / "drift.yaml"
+    spec.write_text(DRIFT.replace("component: drift.evidently",
+                                  "component: drift.evidently\n    params: {min_rows: 999}"))
+    code, decided, err = _drift(project, "--dry-run")
+    assert code == 0, err
+    assert decided["rows"]["current"] == 999 and decided["action"] == "retrain"
+    assert decided["reasons"][0] == "major drift in distance"
 
 
 def test_current_data_with_missing_or_retyped_columns_is_refused(project: Path) -> None:

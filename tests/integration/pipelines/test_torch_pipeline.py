@@ -3,22 +3,27 @@ registered module scores raw rows exactly as the gate measured."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.support import copy_example, run_json
+from tests.support import copy_example, run_json, subprocess_cli
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
 def test_pipeline_stops_before_training_when_a_required_gpu_is_missing(tmp_path: Path) -> None:
+    """Run where no GPU is visible (CUDA_VISIBLE_DEVICES=""), so this holds on GPU machines."""
     project = copy_example(tmp_path / "p", data__last_month=2, data__eval_from="2013-02-01")
     spec = project / "pipelines" / "flights_torch.yaml"
-    spec.write_text(spec.read_text().replace("gpu: {count: 1, require: false}",
-                                             "gpu: {count: 1, require: true}"))
-    summary = run_json(spec)
+    text = spec.read_text()
+    assert "gpu: {count: 1, require: false}" in text
+    spec.write_text(text.replace("gpu: {count: 1, require: false}",
+                                 "gpu: {count: 1, require: true}"))
+    done = subprocess_cli("run", str(spec), "--json", cwd=project,
+                          env={"CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 1, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
     train = summary["steps"]["train"]
     assert train["status"] == "failed"
     assert "requires a GPU (resources.gpu.require: true)" in train["error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from loopline.runtime import store as store_module
 from tests.support import REPO, run_json
 
 SPEC = """
@@ -65,24 +65,54 @@ def test_killed_step_is_redone(crash_project: Path) -> None:
     assert run_json(spec)["steps"]["slow"]["status"] == "cached"
 
 
-def test_crash_while_committing_leaves_no_manifest(crash_project: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_while_committing_leaves_no_complete_manifest(crash_project: Path) -> None:
+    """SIGKILL inside ArtifactStore.commit, after the outputs moved in and before the manifest
+    exists: nothing may claim completeness, and the next run redoes the step.
+
+    The manifest is written last, through a temporary file named after the writing process
+    (`._loopline.json.tmp<pid>`). A FIFO put there before the process gets that far makes
+    writing the manifest block, so the kill lands in the middle of the commit every time,
+    with no code patched."""
     spec = crash_project / "pipelines" / "crash.yaml"
     assert run_json(spec)["steps"]["slow"]["status"] == "succeeded"
-    real_replace = os.replace
+    step_dir = crash_project / "artifacts" / "crash" / "slow"
+    before = (step_dir / "data.csv").stat().st_ino
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "loopline", "step", str(spec), "slow",
+                                "--force"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        os.mkfifo(step_dir / f"._loopline.json.tmp{process.pid}")
+        deadline = time.time() + 120
+        # Committing: the new output has replaced the old one.
+        while (step_dir / "data.csv").stat().st_ino == before:
+            assert process.poll() is None, ("the step finished without writing its manifest "
+                                            "through ._loopline.json.tmp<pid>",
+                                            process.communicate())
+            assert time.time() < deadline, "the step never reached its commit"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert process.poll() is None, process.communicate()  # held inside commit
+        assert not (step_dir / "_loopline.json").exists(), \
+            "a manifest claims the step complete while its commit is still under way"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
 
-    def crash_on_output(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-        if str(target).endswith("data.csv"):
-            raise OSError("disk vanished")
-        real_replace(source, target)
+    # The new output is in place, but no manifest claims it (nor the old one) is complete.
+    assert (step_dir / "data.csv").read_text() == "partial,complete\n"
+    assert (step_dir / "data.csv").stat().st_ino != before
+    assert not (step_dir / "_loopline.json").exists()
+    from loopline.runtime.store import open_store
 
-    monkeypatch.setattr(store_module.os, "replace", crash_on_output)
-    summary = run_json(spec, "--force")
-    assert summary["steps"]["slow"]["status"] == "failed"
-    assert "disk vanished" in summary["steps"]["slow"]["error"]
-    assert not (crash_project / "artifacts" / "crash" / "slow" / "_loopline.json").exists()
-    monkeypatch.setattr(store_module.os, "replace", real_replace)
-    assert run_json(spec)["steps"]["slow"]["status"] == "succeeded"
+    assert open_store("artifacts", crash_project).read_manifest("crash", "slow") is None
+
+    summary = run_json(spec)
+    assert summary["steps"]["slow"]["status"] == "succeeded"  # redone, not reused
+    assert json.loads((step_dir / "_loopline.json").read_text())["run_id"] == \
+        summary["run_id"]
+    assert run_json(spec)["steps"]["slow"]["status"] == "cached"
 
 
 def test_missing_and_unreadable_sources_are_named(small_project: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from loopline.ml.torch_trainer import GpuUnavailable, TrainConfig, fit
+from loopline.ml.torch_trainer import GpuUnavailable, TrainConfig, fit, resolve_device
 from tests.support import REPO
 
 
@@ -67,10 +69,61 @@ def test_regression_fits_a_line() -> None:
     assert result.best_eval_loss < 0.05
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU path")
+@pytest.mark.parametrize(("requested", "require_gpu", "cuda", "chosen"), [
+    ("auto", False, True, "cuda"),   # auto takes the GPU when there is one
+    ("auto", True, True, "cuda"),
+    ("cuda", False, True, "cuda"),
+    ("cuda", True, True, "cuda"),
+    ("cpu", False, True, "cpu"),     # an explicit cpu stays on the CPU
+    ("auto", False, False, "cpu"),   # auto falls back without a GPU
+    ("cpu", False, False, "cpu"),
+])
+def test_device_choice(requested: str, require_gpu: bool, cuda: bool, chosen: str) -> None:
+    assert resolve_device(requested, require_gpu, cuda_available=cuda) == torch.device(chosen)
+
+
+@pytest.mark.parametrize(("requested", "require_gpu", "message"), [
+    ("auto", True, "requires a GPU (resources.gpu.require: true) but none is visible"),
+    ("cpu", True, "requires a GPU (resources.gpu.require: true) but none is visible"),
+    ("cuda", False, "device: cuda was requested but no GPU is visible"),
+])
+def test_device_choice_refuses_without_a_gpu(requested: str, require_gpu: bool,
+                                             message: str) -> None:
+    with pytest.raises(GpuUnavailable, match=re.escape(message)):
+        resolve_device(requested, require_gpu, cuda_available=False)
+
+
+REFUSAL_PROBE = """
+import numpy as np, torch
+from loopline.ml.torch_trainer import GpuUnavailable, TrainConfig, fit, resolve_device
+assert not torch.cuda.is_available()
+x, y = np.zeros((100, 8), "float32"), np.arange(100) % 2
+for config in (TrainConfig(require_gpu=True), TrainConfig(device="cuda")):
+    try:
+        fit(x, y, None, None, config, log=lambda _: None)
+    except GpuUnavailable as exc:
+        print(exc)
+    else:
+        print("trained")
+"""
+
+
 def test_required_gpu_fails_fast_without_one() -> None:
-    x, y = _data(100)
-    with pytest.raises(GpuUnavailable, match="requires a GPU"):
-        fit(x, y, None, None, TrainConfig(require_gpu=True), log=lambda _: None)
-    with pytest.raises(GpuUnavailable, match="device: cuda"):
-        fit(x, y, None, None, TrainConfig(device="cuda"), log=lambda _: None)
+    """In a process that sees no GPU (CUDA_VISIBLE_DEVICES=""), also on a machine with one."""
+    done = subprocess.run([sys.executable, "-c", REFUSAL_PROBE], capture_output=True,
+                          text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "this step requires a GPU (resources.gpu.require: true) but none is visible: "
+        "torch.cuda.is_available() is False",
+        "device: cuda was requested but no GPU is visible"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_auto_trains_on_the_gpu_when_there_is_one() -> None:
+    x, y = _data(2000)
+    result = fit(x, y, x[:200], y[:200], TrainConfig(max_epochs=1, compile="never"),
+                 log=lambda _: None)
+    assert result.device == "cuda"
+    assert next(result.model.parameters()).device.type == "cpu"  # handed back on the CPU
