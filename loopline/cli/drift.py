@@ -56,7 +56,10 @@ def print_drift(result: dict[str, Any]) -> None:
         print(f"retraining not started: {trigger['suppressed']}", file=out)
     elif trigger.get("retrain") and trigger.get("dry_run"):
         print(f"would retrain (dry run): {trigger['command']}", file=out)
-    elif training := result.get("retraining"):
+    elif (training := result.get("retraining")) and training.get("error"):
+        print(f"retraining run {training['run_id']}: failed: {training['error']} (the next "
+              "drift run may try again)", file=out)
+    elif training:
         model = training.get("model") or {}
         print(f"retraining run {training['run_id']}: {training['status']}; "
               f"{model.get('name')} v{model.get('version')} "

@@ -74,6 +74,8 @@ def _list(client: object, args: argparse.Namespace) -> int:
 
 
 def _describe(event: dict[str, object]) -> str:
+    if event.get("kind") == "retrain_failed":
+        return f"{'retrain':>10} failed: run {event.get('run')}  {event.get('reason')}"
     if event.get("kind") == "retrain":
         return (f"{'retrain':>10} -> {event.get('pipeline')} on {event.get('orchestrator')} "
                 f"(champion v{event.get('champion')})  {event.get('reason')}")

@@ -55,6 +55,9 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
         if component.check is not None:
             for loc, message in component.check(params, loaded.project_root):
                 problems.append(doc.problem((*base, "params", *loc), message))
+        if getattr(params, "device", None) == "cpu" and _requires_gpu(spec.resources(name)):
+            problems.append(doc.problem((*base, "params", "device"), "device: cpu contradicts "
+                                        "resources.gpu.require (a CPU run is refused)"))
     problems += _metric_problems(loaded, components)
     problems += _name_problems(loaded)
     problems += _retrain_problems(loaded, components)
@@ -62,6 +65,12 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
         problems.append(doc.problem(("registry",), "a step uses the model registry: "
                                     "add registry.model_name"))
     return problems
+
+
+def _requires_gpu(resources: object) -> bool:
+    gpu = getattr(resources, "gpu", None)
+    return bool(gpu is not None and getattr(gpu, "count", 0) > 0 and getattr(gpu, "require",
+                                                                             False))
 
 
 def _metric_problems(loaded: LoadedSpec, components: dict[str, Component]) -> list[SpecProblem]:

@@ -20,6 +20,8 @@ from loopline.runtime.tracking import resolve_uris
 from loopline.spec.load import LoadedSpec
 
 KIND = "retrain"
+# A retraining that ran here and failed: its drift event may start retraining again.
+FAILED_KIND = "retrain_failed"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ def decide(loaded: LoadedSpec, summary: dict[str, Any], orchestrator: str, run_r
     reason = "; ".join(summary.get("reasons", [])) or "drift"
     key = event_key(summary)
     now = time.time() if now is None else now
-    past_triggers = [e for e in reg.history(client, name) if e.get("kind") == KIND]
+    events = reg.history(client, name)
+    failed = {e.get("key") for e in events if e.get("kind") == FAILED_KIND}
+    past_triggers = [e for e in events if e.get("kind") == KIND and e.get("key") not in failed]
     for past in reversed(past_triggers):
         if past.get("key") == key:
             return Trigger(False, reason, retrain.pipeline,
@@ -83,6 +87,14 @@ def record(loaded: LoadedSpec, trigger: Trigger, **facts: Any) -> dict[str, Any]
     assert trigger.retrain
     client, name = _client(loaded)
     return reg.record_event(client, name, **trigger.event, **facts)
+
+
+def record_failure(loaded: LoadedSpec, trigger: Trigger, run_id: str, error: str) -> None:
+    """The retraining this trigger started failed: neither its event nor its cooldown should
+    stop the next drift run from trying again."""
+    client, name = _client(loaded)
+    reg.record_event(client, name, kind=FAILED_KIND, key=trigger.event.get("key"),
+                     pipeline=trigger.pipeline, run=run_id, reason=error)
 
 
 def training_spec(loaded: LoadedSpec) -> Path:

@@ -24,17 +24,22 @@ def tracking_uri(configured: str | None, project_root: Path) -> str:
     project); else SQLite in the project root — never the working folder."""
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
-    if configured and configured.startswith("sqlite:///") and \
-            not configured.startswith("sqlite:////"):
-        return f"sqlite:///{project_root / configured.removeprefix('sqlite:///')}"
-    return configured or f"sqlite:///{project_root / 'mlflow.db'}"
+    return under_project(configured, project_root) if configured else \
+        f"sqlite:///{project_root / 'mlflow.db'}"
+
+
+def under_project(uri: str, project_root: Path) -> str:
+    """A relative SQLite path means a file in the project, never in the working folder."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{project_root / uri.removeprefix('sqlite:///')}"
+    return uri
 
 
 def resolve_uris(spec: PipelineSpec, project_root: Path) -> tuple[str, str]:
     """(tracking, registry): the registry is the spec's own, or the tracking store's."""
     tracking = tracking_uri(spec.tracking.mlflow.tracking_uri, project_root)
-    registry = spec.registry.registry_uri if spec.registry and spec.registry.registry_uri \
-        else tracking
+    registry = under_project(spec.registry.registry_uri, project_root) \
+        if spec.registry and spec.registry.registry_uri else tracking
     return tracking, registry
 
 

@@ -46,4 +46,8 @@ def run_drift(loaded: LoadedSpec, overrides: list[str], dry_run: bool = False,
                                                    "duration_s")}
     if run["status"] != "succeeded":
         result["status"] = "failed"
+        failed = [f"{step}: {o.get('error')}" for step, o in run.get("steps", {}).items()
+                  if o.get("status") == "failed"]
+        result["retraining"]["error"] = "; ".join(failed) or "the training run failed"
+        retrain.record_failure(loaded, trigger, run["run_id"], result["retraining"]["error"])
     return result

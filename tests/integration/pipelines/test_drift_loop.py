@@ -184,13 +184,15 @@ def test_drift_exits_1_when_retraining_fails(project: Path) -> None:
     real (its ingest step), and `loopline drift` says so and exits 1."""
     trained = run_json(project / "pipelines" / "train.yaml")
     _score(project, _flipped_labels(project))
-    (project / "data" / "flights_sample.csv").unlink()
+    data = project / "data" / "flights_sample.csv"
+    kept = data.read_bytes()
+    data.unlink()
     code, result, err = _drift(project)
     assert code == 1, err
     assert result["status"] == "failed" and result["action"] == "retrain"
     assert result["trigger"]["retrain"] is True
     retraining = result["retraining"]
-    assert (retraining["status"], retraining["model"], retraining["gate"]) == \
+    assert (retraining["status"], retraining.get("model"), retraining.get("gate")) == \
         ("failed", None, None)
     assert "✗ ingest: failed in " in err
     assert "data source 'data/flights_sample.csv': not found" in err
@@ -199,6 +201,13 @@ def test_drift_exits_1_when_retraining_fails(project: Path) -> None:
     assert event["reason"] == result["trigger"]["reason"]
     champion = registry_client(project).get_model_version_by_alias("my-model", "champion")
     assert str(champion.version) == trained["model"]["version"]  # nothing replaced it
+    assert retraining["error"].startswith("ingest: data source")
+    # The failure does not use the event up: with the data back, the same drift retrains.
+    data.write_bytes(kept)
+    code, again, err = _drift(project)
+    assert code == 0, err
+    assert again["trigger"]["retrain"] is True and again["trigger"]["suppressed"] is None
+    assert again["retraining"]["status"] == "succeeded"
 
 
 def test_no_champion_is_a_message_not_a_trigger(project: Path) -> None:

@@ -82,3 +82,19 @@ def test_a_numeric_only_drift_method_for_categories_is_a_spec_error(tmp_path: Pa
     assert "flights_drift.yaml:20: steps.drift.params.rules.categorical_method: ks needs " \
            "numeric columns" in err, err
     assert run_cli("validate-spec", str(spec), "--set", "drift.method=jensenshannon")[0] == 0
+
+
+def test_a_cpu_device_with_a_required_gpu_is_a_spec_error(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "p")
+    spec = root / "pipelines" / "flights_torch.yaml"
+    text = spec.read_text()
+    spec.write_text(text.replace("gpu: {count: 1, require: false}",
+                                 "gpu: {count: 1, require: true}"))
+    assert run_cli("validate-spec", str(spec))[0] == 0  # require alone is fine
+    spec.write_text(text.replace("gpu: {count: 1, require: false}",
+                                 "gpu: {count: 1, require: true}")
+                    .replace("      seed: ${train.seed}\n", "      seed: ${train.seed}\n"
+                             "      device: cpu\n", 1))
+    (line,) = _errors(spec)
+    assert line.endswith("steps.train.params.device: device: cpu contradicts "
+                         "resources.gpu.require (a CPU run is refused)")

@@ -63,6 +63,20 @@ def test_tracking_uri_is_one_rule_for_steps_and_the_models_command(
     assert models_uri(None) == "http://127.0.0.1:5001"
 
 
+def test_a_relative_sqlite_registry_is_under_the_project_too(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopline.runtime.tracking import resolve_uris
+    from loopline.spec.model import PipelineSpec
+
+    spec = PipelineSpec.model_validate({
+        "name": "p", "registry": {"model_name": "m", "registry_uri": "sqlite:///reg/r.db"},
+        "steps": {"a": {"component": "ingest.table"}}})
+    monkeypatch.chdir(tmp_path.parent)  # not the project: the working folder must not matter
+    tracking, registry = resolve_uris(spec, tmp_path)
+    assert tracking == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert registry == f"sqlite:///{tmp_path / 'reg/r.db'}"
+
+
 def test_drift_methods_are_named_once() -> None:
     from typing import get_args
 
