@@ -148,6 +148,10 @@ def run(ctx: StepContext, params: EvaluateParams) -> StepResult:
                              "compared_on": compared_on, "challenger_metrics": compared}
                             if champion_values is not None else None),
                "champion_note": note, "rows": len(frame),
+               # What promote checks under the registry lock: still the same champion?
+               "judged_against": {"alias": params.compare_with,
+                                  "version": str(champion_version) if champion_version
+                                  is not None else None},
                "judged_on": {"rows": len(frame), **(time_window(frame) or {})}}
     ctx.output_path("verdict").write_text(json.dumps(verdict, indent=2, default=str))
     ctx.output_path("metrics").write_text(json.dumps(values, indent=2))

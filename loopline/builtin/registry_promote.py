@@ -3,12 +3,17 @@
 Order matters for safety: log and register, load the new version back and check it predicts
 what the trained model predicts, and only then move aliases. A crash at any earlier point
 leaves the aliases where they were.
+
+The aliases move under the model's lock (`mlflow_registry.locked`), and the champion moves
+only if it is still the version the gate judged against: two runs that finish together never
+both crown themselves over a champion one of them never saw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from pydantic import Field
@@ -59,6 +64,64 @@ def _log_model(model: Any, info: dict[str, Any], name: str, tags: dict[str, str]
         pip_requirements=_pip_requirements(), registered_model_name=name, tags=tags)
 
 
+ANY_CHAMPION = "any"  # the gate compared with another alias: no champion to check
+
+
+def _judged_against(verdict: dict[str, Any]) -> str | None:
+    """The champion version the gate compared the challenger with: None when there was no
+    champion, ANY_CHAMPION when it compared with another alias (`compare_with`). The verdict's
+    `judged_against` says it; verdicts written before it existed are read from
+    `champion.version` and the gate's note (`champion v3 could not be loaded ...`)."""
+    if judged := verdict.get("judged_against"):  # evaluate.gate writes it
+        return judged["version"] if judged["alias"] == reg.CHAMPION else ANY_CHAMPION
+    note = str(verdict.get("champion_note", ""))
+    alias = re.match(r"(?:no )?([\w.-]+) (?:is v\d|v\d|yet)", note)
+    if alias and alias.group(1) != reg.CHAMPION:
+        return ANY_CHAMPION
+    compared = verdict.get("champion")
+    if compared and compared.get("version") is not None:
+        return str(compared["version"])
+    named = re.match(r"champion v(\d+) ", note)
+    return named.group(1) if named else None
+
+
+def _check_rows(ctx: StepContext, model: Any, info: dict[str, Any], count: int) -> tuple[Any, str]:
+    """Rows to score the registered copy on, and where they came from: the `sample` input,
+    else `reference`, else rows made from what the model's own feature transform learned."""
+    import pandas as pd
+
+    for name in ("sample", "reference"):
+        if (path := ctx.input_path(name)) is not None:
+            rows = pd.read_parquet(path).head(count)
+            return rows.drop(columns=[info.get("label")], errors="ignore"), f"{name} rows"
+    transform = getattr(model, "transform", None)  # a torch bundle carries its transform
+    if hasattr(model, "named_steps"):
+        transform = model.named_steps.get("features", transform)
+    if transform is None or not hasattr(transform, "numeric_stats_"):
+        return None, "no sample or reference wired and no feature transform in the model"
+    return _synthetic_rows(transform, list(info.get("inputs") or []), count), \
+        "rows made from the model's feature transform (wire `sample:` for real rows)"
+
+
+def _synthetic_rows(transform: Any, inputs: list[str], count: int) -> Any:
+    """Plausible raw rows: numeric columns spread around their training centre, known
+    categories in turn, dates a day apart; other raw inputs (of derived columns) counted up."""
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    for column, (fill, centre, scale) in transform.numeric_stats_.items():
+        values = [fill, *(centre + scale * (i - count // 2) / 2 for i in range(1, count))]
+        columns[column] = values[:count]
+    for column, cat in transform.categories_.items():
+        known = list(cat.categories) or ["unknown"]
+        columns[column] = [known[i % len(known)] for i in range(count)]
+    for column in transform.date_parts:
+        columns[column] = list(pd.date_range("2020-01-01", periods=count, freq="D", tz="UTC"))
+    for column in inputs:
+        columns.setdefault(column, [float(100 * i) for i in range(count)])
+    return pd.DataFrame(columns)
+
+
 def _requirement(package: str) -> str:
     from importlib.metadata import version
 
@@ -69,7 +132,6 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     import joblib
     import mlflow
     import numpy as np
-    import pandas as pd
 
     name = ctx.model_name
     if not name:
@@ -115,29 +177,54 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     except Exception as exc:  # any load failure means a broken version
         raise StepFailed(f"{name} v{version} could not be loaded back ({exc}); "
                          "aliases left unchanged") from exc
-    rows_path = ctx.input_path("sample") or ctx.input_path("reference")
-    if rows_path is not None:
-        sample = pd.read_parquet(rows_path).head(params.smoke_rows)
-        sample = sample.drop(columns=[info.get("label")], errors="ignore")
-        method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
-        if not np.allclose(getattr(loaded, method)(sample), getattr(model, method)(sample)):
-            raise StepFailed(f"{name} v{version} does not reproduce the trained model's "
-                             "predictions; aliases left unchanged")
+    rows, source = _check_rows(ctx, model, info, params.smoke_rows)
+    method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+    expected = None
+    if rows is not None:
+        try:
+            expected = getattr(model, method)(rows)
+        except Exception as exc:  # only made-up rows may be unscorable: re-raised below
+            if source in ("sample rows", "reference rows"):
+                raise
+            source = f"the trained model cannot score {source} ({exc})"
+    if expected is None:
+        ctx.log(f"{name} v{version} loaded back, but its predictions were not compared: "
+                f"{source}; wire `sample:` into this step")
+    elif not np.allclose(getattr(loaded, method)(rows), expected, equal_nan=True):
+        raise StepFailed(f"{name} v{version} does not reproduce the trained model's "
+                         f"predictions on {len(rows)} {source}; aliases left unchanged")
+    else:
+        ctx.log(f"{name} v{version} loaded back and reproduced the trained model's "
+                f"predictions on {len(rows)} {source}")
     reg.mark_verified(client, name, version)
 
-    reg.move_alias(client, name, reg.CHALLENGER, version, reason=f"run {ctx.run_id}")
     failed = [c["detail"] for c in verdict["checks"] if not c["passed"]]
-    if verdict["passed"]:
-        previous = reg.crown(client, name, version, reason=f"gate passed in run {ctx.run_id}")
-        ctx.log(f"{name} v{version} is now champion (was {previous or 'none'})")
-    else:
-        reg.record_event(client, name, alias=reg.CHAMPION, version=None, candidate=version,
-                         reason="gate failed: " + "; ".join(failed))
-        ctx.log(f"{name} v{version} registered as challenger; champion unchanged: "
-                + "; ".join(failed))
+    judged = _judged_against(verdict)
+    promoted = False
+    # Read, decide and move under the model's lock: another run's promote, a rollback or a
+    # manual promote cannot slip in between reading the champion and crowning.
+    with reg.locked(client, name):
+        reg.move_alias(client, name, reg.CHALLENGER, version, reason=f"run {ctx.run_id}")
+        current = reg.version_for_alias(client, name, reg.CHAMPION)
+        if not verdict["passed"]:
+            reg.record_event(client, name, alias=reg.CHAMPION, version=None,
+                             candidate=version, reason="gate failed: " + "; ".join(failed))
+            ctx.log(f"{name} v{version} registered as challenger; champion unchanged: "
+                    + "; ".join(failed))
+        elif judged not in (current, ANY_CHAMPION):
+            reason = (f"champion moved from v{judged or '-'} to v{current or '-'} since the "
+                      f"gate judged; not promoted (re-run to compare)")
+            reg.record_event(client, name, alias=reg.CHAMPION, version=None,
+                             candidate=version, reason=reason)
+            ctx.log(f"{name} v{version} registered as challenger; {reason}")
+        else:
+            previous = reg.crown(client, name, version, reason=f"gate passed in run "
+                                 f"{ctx.run_id}", judged_against=judged)
+            promoted = True
+            ctx.log(f"{name} v{version} is now champion (was {previous or 'none'})")
     aliases = sorted(client.get_model_version(name, version).aliases or [])
     result = {"name": name, "version": version, "aliases": aliases,
-              "promoted": bool(verdict["passed"]), "uri": f"models:/{name}/{version}"}
+              "promoted": promoted, "uri": f"models:/{name}/{version}"}
     ctx.output_path("registered").write_text(json.dumps(result, indent=2))
     return StepResult(facts={"model": {k: result[k] for k in ("name", "version", "aliases")}})
 

@@ -41,7 +41,7 @@ def models_command(args: argparse.Namespace) -> int:
             return _list(client, args)
         if args.action == "promote":
             return _promote(client, args)
-        moved_from, moved_to = reg.rollback(client, args.name, args.to)
+        moved_from, moved_to = reg.rollback(client, args.name, args.to, force=args.force)
         print(f"{args.name}: champion v{moved_from} -> v{moved_to}")
         return 0
     except reg.RegistryError as exc:
@@ -117,7 +117,9 @@ def register(sub: Subcommands) -> None:
     models.add_argument("version", nargs="?", help="version (promote)")
     models.add_argument("--to", help="rollback target version (default: previous champion)")
     models.add_argument("--alias", default="champion")
-    models.add_argument("--force", action="store_true", help="promote despite a failed gate")
+    models.add_argument("--force", action="store_true",
+                        help="promote or roll back to a version that failed its gate or was "
+                        "never verified (recorded in the history)")
     models.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or the project's "
                         "mlflow.db")
     models.add_argument("--json", action="store_true")

@@ -1,26 +1,36 @@
 """MLflow registry helpers: aliases with a history, champion loading, rollback.
 
 Aliases are the state; every move is also written as a registered-model tag
-`loopline.event.<ms>` so `loopline models list` can show who moved what, when and why.
+`loopline.event.<ms>-<id>` so `loopline models list` can show who moved what, when and why.
+
+The registry has no compare-and-set, so every alias move holds the model's lock
+(`registry_lock.model_lock`, through `locked`) from reading the aliases to writing the event:
+after any interleaving of promotes and rollbacks, the newest event names the current target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from loopline.integrations.mlflow_tags import EVENT_PREFIX, VERIFIED
 from loopline.integrations.model_card import ModelCard
+from loopline.integrations.registry_lock import LockError, model_lock
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"
 # Where a version's training rows are logged in its run (the drift job's reference).
 REFERENCE_DIR = "reference"
+LOCK_TIMEOUT_S = 60.0
+_EVENT_MS = re.compile(re.escape(EVENT_PREFIX) + r"(\d{13})-")
 
 
 class RegistryError(Exception):
@@ -31,6 +41,29 @@ def client(tracking_uri: str, registry_uri: str | None = None) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+
+def registry_uri(mlflow_client: Any) -> str:
+    """Where the client's aliases live: the URI the model's lock is taken on."""
+    uri = getattr(mlflow_client, "_registry_uri", None)
+    if not isinstance(uri, str) or not uri:
+        raise RegistryError("cannot tell which registry this client writes to, so its alias "
+                            "moves cannot be locked; make it with mlflow_registry.client()")
+    return uri
+
+
+@contextlib.contextmanager
+def locked(mlflow_client: Any, name: str,
+           timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold model `name`'s lock (every process and host sharing the registry takes the same
+    one): read aliases, decide and move them inside it. Re-entrant, so the moves below can
+    take it themselves and still be called inside it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(model_lock(registry_uri(mlflow_client), name, timeout_s))
+        except LockError as exc:
+            raise RegistryError(str(exc)) from None
+        yield
 
 
 def mark_verified(mlflow_client: Any, name: str, version: str) -> None:
@@ -49,10 +82,18 @@ def version_for_alias(mlflow_client: Any, name: str, alias: str) -> str | None:
 
 
 def record_event(mlflow_client: Any, name: str, **event: Any) -> dict[str, Any]:
+    """Append an event to the model's history. Keys sort in the order events were written:
+    the time in ms, but always after the newest event already there (two moves in one
+    millisecond, or a clock behind another host's, would otherwise sort at random)."""
     event = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "actor": os.environ.get("USER", "unknown"), **event}
-    key = f"{EVENT_PREFIX}{time.time_ns() // 1_000_000:013d}-{uuid.uuid4().hex[:6]}"
-    mlflow_client.set_registered_model_tag(name, key, json.dumps(event, default=str))
+    with locked(mlflow_client, name):
+        tags = mlflow_client.get_registered_model(name).tags or {}
+        newest = max((int(m.group(1)) for key in tags if (m := _EVENT_MS.match(key))),
+                     default=-1)
+        ms = max(time.time_ns() // 1_000_000, newest + 1)
+        key = f"{EVENT_PREFIX}{ms:013d}-{uuid.uuid4().hex[:6]}"
+        mlflow_client.set_registered_model_tag(name, key, json.dumps(event, default=str))
     return event
 
 
@@ -62,35 +103,52 @@ def history(mlflow_client: Any, name: str) -> list[dict[str, Any]]:
             if key.startswith(EVENT_PREFIX)]
 
 
-def move_alias(mlflow_client: Any, name: str, alias: str, version: str, reason: str) -> str | None:
-    """Point `alias` at `version`; return where it pointed before. Recorded in the history."""
-    previous = version_for_alias(mlflow_client, name, alias)
-    mlflow_client.set_registered_model_alias(name, alias, str(version))
-    record_event(mlflow_client, name, alias=alias, version=str(version), previous=previous,
-                 reason=reason)
+def move_alias(mlflow_client: Any, name: str, alias: str, version: str, reason: str,
+               **facts: Any) -> str | None:
+    """Point `alias` at `version`; return where it pointed before. Recorded in the history,
+    under the model's lock."""
+    with locked(mlflow_client, name):
+        previous = version_for_alias(mlflow_client, name, alias)
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+        record_event(mlflow_client, name, alias=alias, version=str(version), previous=previous,
+                     reason=reason, **facts)
     return previous
 
 
-def crown(mlflow_client: Any, name: str, version: str, reason: str) -> str | None:
+def crown(mlflow_client: Any, name: str, version: str, reason: str,
+          **facts: Any) -> str | None:
     """Make `version` the champion; the old champion stays reachable as previous_champion."""
-    previous = version_for_alias(mlflow_client, name, CHAMPION)
-    if previous == str(version):
-        return previous
-    if previous is not None:
-        mlflow_client.set_registered_model_alias(name, PREVIOUS, previous)
-    return move_alias(mlflow_client, name, CHAMPION, version, reason)
+    with locked(mlflow_client, name):
+        previous = version_for_alias(mlflow_client, name, CHAMPION)
+        if previous == str(version):
+            return previous
+        if previous is not None:
+            mlflow_client.set_registered_model_alias(name, PREVIOUS, previous)
+        return move_alias(mlflow_client, name, CHAMPION, version, reason, **facts)
 
 
-def rollback(mlflow_client: Any, name: str, to_version: str | None = None) -> tuple[str, str]:
-    """Move champion back (to the previous champion, or `to_version`); return (from, to)."""
-    current = version_for_alias(mlflow_client, name, CHAMPION)
-    if current is None:
-        raise RegistryError(f"{name} has no champion to roll back")
-    target = to_version or version_for_alias(mlflow_client, name, PREVIOUS)
-    if target is None:
-        raise RegistryError(f"{name} has no previous champion; name a version with --to")
-    mlflow_client.get_model_version(name, target)  # raises if it does not exist
-    crown(mlflow_client, name, target, reason=f"rollback from version {current}")
+def rollback(mlflow_client: Any, name: str, to_version: str | None = None,
+             force: bool = False) -> tuple[str, str]:
+    """Move champion back (to the previous champion, or `to_version`); return (from, to).
+    Both are read under the model's lock, so a concurrent promote cannot slip in between.
+    Like promote, it refuses a version whose registration was never verified (unless forced):
+    such a version may not even load."""
+    with locked(mlflow_client, name):
+        current = version_for_alias(mlflow_client, name, CHAMPION)
+        if current is None:
+            raise RegistryError(f"{name} has no champion to roll back")
+        target = to_version or version_for_alias(mlflow_client, name, PREVIOUS)
+        if target is None:
+            raise RegistryError(f"{name} has no previous champion; name a version with --to")
+        found = mlflow_client.get_model_version(name, target)  # raises if it does not exist
+        verified = ModelCard.from_tags(found.tags or {}).verified
+        if not verified and not force:
+            raise RegistryError(f"v{target} was never verified (its registration stopped "
+                                "before the registered copy was loaded back and checked); "
+                                "use --force to roll back to it anyway")
+        reason = f"rollback from version {current}" + ("" if verified else " (forced: never "
+                                                           "verified)")
+        crown(mlflow_client, name, target, reason=reason)
     return current, target
 
 

@@ -9,13 +9,13 @@ stays fast); anything else, or a table that is not there, asks MLflow itself.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
+
+from loopline.spec.paths import sqlite_file
 
 
 def alias_version(registry_uri: str, name: str, alias: str) -> str:
     """The version `alias` points at, or "" when there is none (or no registry yet)."""
-    if registry_uri.startswith("sqlite:///"):
-        database = Path(registry_uri.removeprefix("sqlite:///"))
+    if (database := sqlite_file(registry_uri)) is not None:
         if not database.is_file():
             return ""
         try:

@@ -4,15 +4,25 @@ A step's outputs count as complete only when its manifest exists and names them.
 produced in a private staging folder; commit removes the old manifest, moves the outputs in
 and writes the new manifest atomically. A crash at any point leaves either no manifest (the
 step reruns) or the previous complete set.
+
+Two runs of one spec may run the same step at once. A staging folder is named after its
+writer (`.{step}.staging-<host>-<pid>-<random>`), and only a writer known to be gone (this
+host, no such process) or a folder of another host untouched for a day is cleaned up. Commits
+of one step hold its lock (`.{step}.lock`, exclusive) and manifest reads share it, so a reader
+never sees the moment between the old manifest going and the new one arriving.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +30,63 @@ from loopline.runtime.hashing import path_md5
 from loopline.spec.paths import is_uri, project_path
 
 MANIFEST = "_loopline.json"
+# A staging folder of another host whose process cannot be checked from here: gone when
+# nothing in it has changed for this long.
+FOREIGN_STAGING_TTL_S = 24 * 3600.0
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "unknown"
+
+
+def _staging_prefix(step: str) -> str:
+    return f".{step}.staging-{_host()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _newest_change(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.lstat().st_mtime)
+    return newest
+
+
+def staging_is_stale(folder: Path, step: str, now: float | None = None) -> bool:
+    """Whether nobody can still be writing `folder`: its process (on this host) is gone, or,
+    for another host's folder (or one named before writers were recorded), nothing in it
+    changed for FOREIGN_STAGING_TTL_S."""
+    owner = folder.name.removeprefix(f".{step}.staging-")
+    parts = owner.rsplit("-", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[0] == _host():
+        return not _alive(int(parts[1]))
+    try:
+        return (now or time.time()) - _newest_change(folder) > FOREIGN_STAGING_TTL_S
+    except OSError:  # removed meanwhile
+        return False
+
+
+@contextlib.contextmanager
+def step_lock(parent: Path, step: str, shared: bool = False) -> Iterator[None]:
+    """The step's lock file beside its folder: exclusive for a commit, shared for reading the
+    manifest. Held for moments (renames), so it simply waits."""
+    import fcntl
+
+    with open(parent / f".{step}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ArtifactStore:
@@ -35,8 +102,12 @@ class ArtifactStore:
         return str(self.step_dir(pipeline, step) / filename)
 
     def read_manifest(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        folder = self.step_dir(pipeline, step)
+        if not folder.parent.is_dir():
+            return None  # never ran (and a look must not create the pipeline's folder)
         try:
-            return json.loads((self.step_dir(pipeline, step) / MANIFEST).read_text())
+            with step_lock(folder.parent, step, shared=True):
+                return json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError):
             return None
 
@@ -53,22 +124,26 @@ class ArtifactStore:
         return True
 
     def staging(self, pipeline: str, step: str) -> Path:
+        """A fresh staging folder named after this writer; folders of writers that are gone
+        are removed, those of live runs (this spec run twice at once) are left alone."""
         parent = self.step_dir(pipeline, step).parent
         parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{step}.staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f".{step}.staging-", dir=parent))
+        for other in parent.glob(f".{step}.staging-*"):
+            if staging_is_stale(other, step):
+                shutil.rmtree(other, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=_staging_prefix(step), dir=parent))
 
     def commit(self, pipeline: str, step: str, staging: Path, manifest: dict[str, Any]) -> None:
         target = self.step_dir(pipeline, step)
         target.mkdir(parents=True, exist_ok=True)
-        (target / MANIFEST).unlink(missing_ok=True)  # from here on, nothing counts as complete
-        for entry in manifest["outputs"].values():
-            source, destination = staging / entry["path"], target / entry["path"]
-            if destination.is_dir():
-                shutil.rmtree(destination)
-            os.replace(source, destination)
-        write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, default=str))
+        with step_lock(target.parent, step):  # one commit of this step at a time
+            (target / MANIFEST).unlink(missing_ok=True)  # from here on, nothing is complete
+            for entry in manifest["outputs"].values():
+                source, destination = staging / entry["path"], target / entry["path"]
+                if destination.is_dir():  # aside, then in: no moment without the folder
+                    os.replace(destination, staging / f".replaced-{entry['path']}")
+                os.replace(source, destination)
+            write_atomic(target / MANIFEST, json.dumps(manifest, indent=2, default=str))
         shutil.rmtree(staging, ignore_errors=True)
 
     def discard(self, staging: Path) -> None:
@@ -76,7 +151,10 @@ class ArtifactStore:
 
     def invalidate(self, pipeline: str, step: str) -> None:
         """The step's outputs stop counting as complete (its manifest goes)."""
-        (self.step_dir(pipeline, step) / MANIFEST).unlink(missing_ok=True)
+        folder = self.step_dir(pipeline, step)
+        if folder.parent.is_dir():
+            with step_lock(folder.parent, step):
+                (folder / MANIFEST).unlink(missing_ok=True)
 
     def adopt(self, pipeline: str, step: str, files: Mapping[str, tuple[Path, str, str | None]],
               data_hashes: Mapping[str, str]) -> None:
@@ -140,7 +218,7 @@ class FsspecStore(ArtifactStore):
 
     def staging(self, pipeline: str, step: str) -> Path:
         (self.root / pipeline).mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{step}.staging-", dir=self.root / pipeline))
+        return Path(tempfile.mkdtemp(prefix=_staging_prefix(step), dir=self.root / pipeline))
 
     def commit(self, pipeline: str, step: str, staging: Path, manifest: dict[str, Any]) -> None:
         manifest_path = self._remote(pipeline, step, MANIFEST)

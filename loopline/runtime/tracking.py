@@ -16,6 +16,7 @@ from typing import Any
 
 from loopline.integrations import mlflow_tags as tag
 from loopline.spec.model import PipelineSpec
+from loopline.spec.paths import sqlite_file as sqlite_file
 
 
 def tracking_uri(configured: str | None, project_root: Path) -> str:
@@ -68,11 +69,6 @@ def unreachable(uri: str, timeout_s: float = 5.0) -> str | None:
             reason = getattr(exc, "reason", exc)
             return f"no MLflow server answers at {uri} ({reason})"
     return None
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file behind a `sqlite:///` URI; None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 @contextlib.contextmanager

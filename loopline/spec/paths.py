@@ -35,3 +35,9 @@ def find_project_root(start: Path) -> Path:
         if (parent / "pipelines").is_dir() and start.is_relative_to(parent / "pipelines"):
             return parent
     return start.parent
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file behind a `sqlite:///` URI; None for any other store (one rule for
+    the tracking lock, the registry lock, the alias peek and `loopline models`)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None

@@ -127,6 +127,8 @@ def test_a_never_verified_version_cannot_become_champion(small_project: Path) ->
 
     code, _, err = _models(small_project, "promote", MODEL, "2")
     assert code == 1 and "never verified" in err, err
+    code, _, err = _models(small_project, "rollback", MODEL, "--to", "2")  # no side door
+    assert code == 1 and "v2 was never verified" in err, err
     code, out, _ = _models(small_project, "list", MODEL, "--json")
     rows = {row["version"]: row for row in json.loads(out)["versions"]}
     assert rows["2"]["verdict"] == "incomplete" and rows["1"]["verdict"] == "passed"
