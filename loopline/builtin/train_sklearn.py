@@ -34,7 +34,8 @@ ESTIMATORS: dict[str, dict[str, str]] = {
 
 class TrainParams(ComponentParams):
     task: Literal["classification", "regression"] = "classification"
-    estimator: str = Field("hist_gradient_boosting", description="See ESTIMATORS for the names.")
+    estimator: str = Field("hist_gradient_boosting", description="; ".join(
+        f"{task}: {', '.join(names)}" for task, names in ESTIMATORS.items()))
     params: dict[str, Any] = Field(default_factory=dict, description="Estimator arguments.")
     seed: int = Field(42, description="random_state, where the estimator takes one.")
 
