@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from loopline.cli.common import EXIT_BAD_SPEC, CommandError, Subcommands
-from loopline.spec.hints import did_you_mean
 
 
 def features_command(args: argparse.Namespace) -> int:
     from loopline.integrations.feast import declared_names, open_store
+    from loopline.spec.hints import did_you_mean
 
     repo = Path(args.repo)
     if not (repo / "feature_store.yaml").exists():

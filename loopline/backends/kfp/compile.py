@@ -35,7 +35,15 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
     (default: here, which is what kfp-local needs)."""
     from kfp import dsl, kubernetes
 
+    from loopline.spec.errors import SpecError
+
     spec = loaded.spec
+    plugins = [name for name, step in spec.steps.items() if step.component not in registry.BUILTINS]
+    if plugins:  # a plugin's code is not in the step image's component YAMLs (yet)
+        raise SpecError([loaded.doc.problem(
+            ("steps", name, "component"), f"{spec.steps[name].component}: only built-in "
+            "components compile to KFP for now (run it locally, with DVC or on Airflow)")
+            for name in plugins])
     image = step_image(image)
     root = project_root or str(loaded.project_root)
     spec_rel = os.path.relpath(loaded.path, loaded.project_root)
