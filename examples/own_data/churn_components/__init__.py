@@ -1,0 +1,1 @@
+"""Loopline components for the churn walkthrough (docs/own-data.md)."""
