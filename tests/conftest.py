@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +37,36 @@ def small_project(tmp_path: Path) -> Path:
     from loopline.cli.init import create_project
 
     return create_project(tmp_path / "small")
+
+
+REDIS_CLAIM = "loopline-tests:claimed-by"
+
+
+@pytest.fixture
+def redis_db() -> Iterator[int]:
+    """A Redis database (1-15) of this test's own on 127.0.0.1:6379, empty when the test
+    starts and flushed when it ends. Claimed with SET NX in the database itself, so parallel
+    tests (pytest -n, or another checkout) never share one; databases that hold keys of
+    anyone else are left alone."""
+    from tests.support import require_service
+
+    require_service("Redis", 6379)
+    import redis
+
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    for db in range(1, 16):
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        if not client.set(REDIS_CLAIM, token, nx=True, ex=3600):
+            client.close()
+            continue
+        if client.dbsize() == 1:  # only our claim: the database is ours
+            break
+        client.delete(REDIS_CLAIM)
+        client.close()
+    else:
+        pytest.fail("no free Redis database among 1-15 on 127.0.0.1:6379")
+    try:
+        yield db
+    finally:
+        client.flushdb()
+        client.close()

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,54 @@ def copy_example(target: Path, **params: Any) -> Path:
     return target
 
 
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _mlflow_uris() -> tuple[str | None, str | None]:
+    """MLflow's process-wide tracking and registry URIs (None: never set, or not imported)."""
+    if "mlflow" not in sys.modules:
+        return None, None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return tracking._tracking_uri, registry._registry_uri
+
+
+@contextlib.contextmanager
+def mlflow_uris_restored() -> Iterator[None]:
+    """Leave MLflow's global URIs as they were. `mlflow.set_tracking_uri` (which an in-process
+    run calls) also exports $MLFLOW_TRACKING_URI, and Loopline reads that variable first: left
+    behind, it would point later runs and subprocesses of the same test at this project's
+    registry."""
+    variables = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    before = _mlflow_uris()
+    try:
+        yield
+    finally:
+        if "mlflow" in sys.modules and _mlflow_uris() != before:
+            import mlflow
+            from mlflow.tracking._model_registry import utils as registry
+
+            mlflow.set_tracking_uri(before[0])  # None unsets it (and resets the tracer)
+            registry._registry_uri = before[1]
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    """Run the CLI in this process (imports are paid once per test session)."""
+    """Run the CLI in this process (imports are paid once per test session). The working
+    directory and MLflow's global URIs are restored afterwards, whatever happens."""
     from loopline.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    previous = Path.cwd()
-    try:
+    with mlflow_uris_restored(), pytest.MonkeyPatch.context() as patch:
         if cwd:
-            os.chdir(cwd)
+            patch.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
-    finally:
-        os.chdir(previous)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import textwrap
@@ -13,11 +14,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import copy_example, registry_client, require_service, run_json
-from tests.support.airflow import BIN, airflow_env, free_port, migrate, python, wait_for_port
+from tests.support.airflow import (
+    BIN,
+    PortTaken,
+    airflow_env,
+    free_port,
+    migrate,
+    python,
+    second_interpreter,
+    wait_for_celery_workers,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.slow
 HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "feast", "torch",
@@ -35,15 +47,53 @@ steps:
 """
 
 
+@pytest.fixture(scope="module")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `airflow db migrate` per module: each test starts from its own copy of the result."""
+    home = tmp_path_factory.mktemp("airflow_template")
+    migrate(airflow_env(home, home))
+    return home / "airflow.db"
+
+
+@pytest.fixture
+def airflow_home(tmp_path: Path, migrated_sqlite: Path) -> Path:
+    """This test's AIRFLOW_HOME, holding a freshly migrated metadata database of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(migrated_sqlite, home / "airflow.db")
+    return home
+
+
 def _project(tmp_path: Path, name: str = "p") -> Path:
     return copy_example(tmp_path / name, data__last_month=2, data__eval_from="2013-02-01",
                         train__max_iter=40, gate__min_roc_auc=0.55)
+
+
+def _unscheduled(project: Path, *specs: str) -> None:
+    """No schedules in this copy: unpausing a scheduled DAG starts a run of its own (the last
+    interval), and only the runs a test starts itself should run."""
+    for name in specs:
+        spec = project / "pipelines" / f"{name}.yaml"
+        text = spec.read_text()
+        schedule = next(line for line in text.splitlines() if line.startswith("schedule: "))
+        spec.write_text(text.replace(f"{schedule}\n", ""))
+
+
+SHAPES_SPEC = """\
+name: shapes
+steps:
+  plain: {component: tests.support.slow_component:COMPONENT}
+  light: {component: tests.support.slow_component:COMPONENT, resources: {cpu: 500m}}
+  heavy: {component: tests.support.slow_component:COMPONENT, resources: {cpu: 2.5}}
+  gpu: {component: tests.support.slow_component:COMPONENT, resources: {cpu: 2, gpu: 1}}
+"""
 
 
 def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> None:
     project = _project(tmp_path)
     pipelines = project / "pipelines"
     (pipelines / "broken.yaml").write_text("name: broken\nsteps:\n  a:\n    component: nope.x\n")
+    (pipelines / "shapes.yaml").write_text(SHAPES_SPEC)
     env = airflow_env(tmp_path / "home", pipelines)
     (tmp_path / "home").mkdir()
     code = textwrap.dedent(f"""
@@ -64,12 +114,16 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
             "retrain_outlets": [
                 a.uri for a in bag.dags["flights_drift"].get_task("retrain").outlets],
             "heavy": sorted(set({HEAVY!r}) & {{m.split(".")[0] for m in sys.modules}}),
+            "runs": {{d.dag_id: [d.max_active_runs, d.catchup] for d in bag.dags.values()}},
+            "slots": {{d.dag_id: {{t.task_id: [t.pool_slots, t.queue] for t in d.tasks}}
+                      for d in bag.dags.values()}},
         }}))
     """)
     result = python(code, env)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["dags"] == ["flights", "flights_drift", "flights_scoring", "flights_torch"]
+    assert info["dags"] == ["flights", "flights_drift", "flights_scoring", "flights_torch",
+                            "shapes"]
     assert len(info["errors"]) == 1
     (error,) = info["errors"].values()
     assert "broken.yaml:4: steps.a.component: unknown component 'nope.x'" in error
@@ -83,27 +137,56 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
     assert info["drift_tasks"] == {"drift": [], "retrain": ["drift"]}
     assert info["retrain_outlets"] == ["loopline://retrain/flights"]
     assert info["heavy"] == []
+    # Steps share artifact paths: one run of a pipeline at a time, and no backfill of every
+    # interval since 2024-01-01 when a scheduled DAG is unpaused.
+    assert info["runs"] == {dag: [1, False] for dag in info["dags"]}
+    # A pool slot per CPU core asked for (rounded up, at least one), and GPU steps on the GPU
+    # queue that only GPU workers listen to; everything else on Airflow's default queue.
+    assert info["slots"]["shapes"] == {"plain": [1, "default"], "light": [1, "default"],
+                                       "heavy": [3, "default"], "gpu": [2, "gpu"]}
+    assert info["slots"]["flights"]["train"] == [2, "default"]  # cpu: 2
+    assert info["slots"]["flights_torch"]["train"] == [2, "gpu"]  # gpu: {count: 1, ...}
+    assert {queue for task, (_, queue) in info["slots"]["flights_torch"].items()
+            if task != "train"} == {"default"}
 
 
-def _dag_test(env: dict[str, str], dag_id: str, conf: dict[str, object] | None = None) -> str:
+def _dag_test(env: dict[str, str], dag_id: str,
+              conf: dict[str, object] | None = None) -> tuple[str, dict[str, Any]]:
+    """`dag.test()` in a subprocess: its output, and what Airflow's metadata database says
+    about the run (task instances, asset events), the operators and the process id."""
     code = textwrap.dedent(f"""
-        import sys
+        import json, os, sys
         sys.path.insert(0, {env['AIRFLOW__CORE__DAGS_FOLDER']!r})
         import loopline_dags
-        run = loopline_dags.{dag_id}.test(run_conf={conf!r})
+        from sqlalchemy import select
+        from airflow.models.asset import AssetEvent
+        from airflow.utils.session import create_session
+        dag = loopline_dags.{dag_id}
+        run = dag.test(run_conf={conf!r})
         print("STATE", run.state)
+        with create_session() as session:
+            tis = {{ti.task_id: {{"state": str(ti.state), "try_number": ti.try_number}}
+                   for ti in run.get_task_instances(session=session)}}
+            events = [{{"uri": e.uri, "task": e.source_task_id, "extra": e.extra}}
+                      for e in session.scalars(select(AssetEvent).where(
+                          AssetEvent.source_run_id == run.run_id))]
+        print("INFO", json.dumps({{
+            "state": str(run.state), "run_id": run.run_id, "pid": os.getpid(),
+            "operators": {{t.task_id: type(t).__name__ for t in dag.tasks}},
+            "tis": tis, "events": events}}, default=str))
     """)
     result = python(code, env)
     assert result.returncode == 0, result.stderr[-5000:]
-    return result.stdout + result.stderr
+    info = next(json.loads(line[5:]) for line in reversed(result.stdout.splitlines())
+                if line.startswith("INFO {"))
+    return result.stdout + result.stderr, info
 
 
-def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> None:
+def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path,
+                                                        airflow_home: Path) -> None:
     via_airflow = _project(tmp_path, "airflow")
-    env = airflow_env(tmp_path / "home", via_airflow / "pipelines")
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    output = _dag_test(env, "flights")
+    env = airflow_env(airflow_home, via_airflow / "pipelines")
+    output, info = _dag_test(env, "flights")
     assert "STATE success" in output, output[-5000:]
     locally = _project(tmp_path, "local")
     local = run_json(locally / "pipelines" / "flights.yaml")["steps"]["evaluate"]["metrics"]
@@ -115,16 +198,20 @@ def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> None
     version = client.get_model_version_by_alias("flights-late-arrival", "champion")
     assert version.tags["loopline.orchestrator"] == "airflow"
     assert version.tags["loopline.run_id"].startswith("airflow-")
+    # The model Asset's event, recorded by Airflow, says which version and whether promoted.
+    (event,) = [e for e in info["events"] if e["uri"] == "loopline://models/flights-late-arrival"]
+    assert event["task"] == "promote"
+    assert event["extra"] == {"version": str(version.version),
+                              "aliases": ["challenger", "champion"], "promoted": True,
+                              "run_id": version.tags["loopline.run_id"]}
 
 
-def test_trigger_params_override_params_yaml(tmp_path: Path) -> None:
+def test_trigger_params_override_params_yaml(tmp_path: Path, airflow_home: Path) -> None:
     project = _project(tmp_path)
-    env = airflow_env(tmp_path / "home", project / "pipelines")
-    (tmp_path / "home").mkdir()
-    migrate(env)
+    env = airflow_env(airflow_home, project / "pipelines")
     # The trigger form sends whole sections; a run's conf may also use dotted keys.
-    output = _dag_test(env, "flights", {"train": {"max_iter": 7, "learning_rate": 0.1},
-                                        "gate.min_roc_auc": 0.5})
+    output, _ = _dag_test(env, "flights", {"train": {"max_iter": 7, "learning_rate": 0.1},
+                                           "gate.min_roc_auc": 0.5})
     assert "STATE success" in output
     manifest = json.loads((project / "artifacts/flights/train/_loopline.json").read_text())
     assert manifest["params"]["params"]["max_iter"] == 7
@@ -132,33 +219,57 @@ def test_trigger_params_override_params_yaml(tmp_path: Path) -> None:
     assert evaluate["params"]["gates"][0]["min"] == 0.5
 
 
-def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path) -> None:
+def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path,
+                                                         airflow_home: Path) -> None:
     pipelines = tmp_path / "p" / "pipelines"
     pipelines.mkdir(parents=True)
     (pipelines / "flaky.yaml").write_text(FLAKY_SPEC)
-    env = airflow_env(tmp_path / "home", pipelines)
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    output = _dag_test(env, "flaky")
+    env = airflow_env(airflow_home, pipelines)
+    output, info = _dag_test(env, "flaky")
     assert "STATE success" in output
     assert "ConnectionError: flaky on attempt 1" in output  # the component's own error
-    assert (tmp_path / "p" / "attempts").read_text() == "2"  # Airflow retried, once
+    # Two attempts in two Airflow tries: Airflow retried the task. Loopline retrying inside
+    # one task would show the same two attempts, but in try 1.
+    assert (tmp_path / "p" / "attempts").read_text() == "2"
+    assert info["tis"] == {"flaky": {"state": "success", "try_number": 2}}
 
 
-@pytest.fixture
-def postgres_db() -> Iterator[str]:
-    require_service("PostgreSQL", 5432)
+def _postgres_url(name: str) -> str:
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+@contextlib.contextmanager
+def _postgres_database(template: str | None = None) -> Iterator[str]:
+    """A database of its own on 127.0.0.1:5432 (a copy of `template`), dropped afterwards."""
     import psycopg2
 
     name = f"airflow_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
+    admin.cursor().execute(f"CREATE DATABASE {name}"
+                           + (f" TEMPLATE {template}" if template else ""))
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield name
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `airflow db migrate` on PostgreSQL per module, used as a template."""
+    require_service("PostgreSQL", 5432)
+    with _postgres_database() as name:
+        home = tmp_path_factory.mktemp("airflow_pg_template")
+        migrate(airflow_env(home, home, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=_postgres_url(name)))
+        yield name
+
+
+@pytest.fixture
+def postgres_db(migrated_postgres: str) -> Iterator[str]:
+    """This test's own migrated Airflow metadata database (a copy of the template)."""
+    with _postgres_database(template=migrated_postgres) as name:
+        yield _postgres_url(name)
 
 
 class AirflowServices:
@@ -254,16 +365,46 @@ def _scheduler_env(tmp_path: Path, pipelines: Path, database: str, port: int,
 
 
 @contextlib.contextmanager
-def _airflow(tmp_path: Path, project: Path, database: str,
+def _airflow(tmp_path: Path, project: Path, database: str, workers: tuple[str, ...] = (),
              **extra: str) -> Iterator[tuple[int, AirflowServices]]:
-    """A migrated metadata database and the core services over the project's pipelines/."""
-    port = free_port()
-    env = _scheduler_env(tmp_path, project / "pipelines", database, port, **extra)
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    services = AirflowServices(env, tmp_path / "logs")
+    """The core services (and named Celery workers) over the project's pipelines/, on a
+    migrated metadata database, yielded once the API server listens and every worker answers
+    a ping. Started again on other ports when a port turned out to be taken meanwhile."""
+    from cryptography.fernet import Fernet
+
+    home = tmp_path / "home"
+    home.mkdir()
+    # One configuration for every process: with no airflow.cfg, each service would write its
+    # own at start-up with a JWT secret of its own, and the API server would refuse the
+    # tokens of the scheduler's tasks ("Invalid auth token").
+    (home / "airflow.cfg").write_text("# everything is set by AIRFLOW__* variables\n")
+    extra = {"AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(), **extra}
+    for attempt in range(3):
+        port = free_port()
+        env = _scheduler_env(tmp_path, project / "pipelines", database, port, **extra)
+        services = AirflowServices(env, tmp_path / ("logs" if not attempt else f"logs{attempt}"))
+        try:
+            services.start_core(port)
+            for worker in workers:  # each serves its task logs on a port of its own
+                services.start(worker, "celery", "worker", "--concurrency", "1",
+                               "--celery-hostname", f"{worker}@%h", LOOPLINE_TEST_WORKER=worker,
+                               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
+            wait_for_port(port, services.processes, services.logs)
+            if workers:
+                wait_for_celery_workers(env["AIRFLOW__CELERY__BROKER_URL"], list(workers),
+                                        services.processes, services.logs)
+        except PortTaken:
+            services.stop()
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            services.stop()
+            raise
+        break
     try:
-        services.start_core(port)
         yield port, services
     finally:
         services.stop()
@@ -272,10 +413,10 @@ def _airflow(tmp_path: Path, project: Path, database: str,
 @pytest.mark.services
 def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgres_db: str) -> None:
     project = _project(tmp_path)
+    _unscheduled(project, "flights")  # the triggered run does the work, not a scheduled one
     (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
     with _airflow(tmp_path, project, postgres_db,
-                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, services):
-        wait_for_port(port, services.processes, tmp_path / "logs")
+                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, _):
         state, tasks = _trigger_and_wait(port, "flights")
         assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
         assert all(ti["state"] == "success" for ti in tasks.values())
@@ -314,19 +455,16 @@ def test_drift_dag_starts_the_training_dag_through_an_asset_event(
         tmp_path: Path, postgres_db: str) -> None:
     project = _project(tmp_path)
     training = project / "pipelines" / "flights.yaml"
-    drift = project / "pipelines" / "flights_drift.yaml"
     # No schedules in this copy: only the drift job's Asset event can start training, and
     # only the manual drift runs below (unpausing a scheduled DAG would start one itself).
-    for spec, schedule in ((training, '"@weekly"'), (drift, '"@daily"')):
-        spec.write_text(spec.read_text().replace(f"schedule: {schedule}\n", ""))
+    _unscheduled(project, "flights", "flights_drift")
     # A champion (trained with other settings than the DAG's, so Airflow's retraining is real
     # work) and a drifted batch: July flights against a January model.
     assert run_json(training, "--set", "train.max_iter=20")["model"]["aliases"] \
         == ["challenger", "champion"]
     run_json(project / "pipelines" / "flights_scoring.yaml", "--set", "scoring.month=7")
     with _airflow(tmp_path, project, postgres_db,
-                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, services):
-        wait_for_port(port, services.processes, tmp_path / "logs")
+                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, _):
         _unpause(port, "flights")
         state, tasks = _trigger_and_wait(port, "flights_drift")
         assert state == "success" and tasks["retrain"]["state"] == "success", \
@@ -338,21 +476,43 @@ def test_drift_dag_starts_the_training_dag_through_an_asset_event(
                 break
             time.sleep(3)
         assert [(r["run_type"], r["state"]) for r in runs] == [("asset_triggered", "success")]
+        (asset_event,) = _asset_events(port, "flights_drift", "retrain")
         # The same drift event again: the trigger skips, no second training run starts.
         state, again = _trigger_and_wait(port, "flights_drift")
         assert state == "success" and again["retrain"]["state"] == "skipped"
-        time.sleep(10)
+        # A skipped trigger emits no Asset event, and without one nothing can start training.
+        assert _asset_events(port, "flights_drift", "retrain") == [asset_event]
         assert len(_dag_runs(port, "flights")) == 1
+    assert asset_event["uri"] == "loopline://retrain/flights"
+    assert [(r["dag_id"], r["run_id"]) for r in asset_event["created_dagruns"]] == \
+        [("flights", runs[0]["dag_run_id"])]
     client = registry_client(project)
     history = _history(client)
     events = [e for e in history if e.get("kind") == "retrain"]
     assert [(e["orchestrator"], e["dag"]) for e in events] == [("airflow", "flights")]
+    # The event's extra is the recorded trigger: why, which drift run, against which champion.
+    assert asset_event["extra"] == {k: events[0].get(k) for k in
+                                    ("reason", "key", "champion", "drift_pipeline", "run")}
+    assert asset_event["extra"]["champion"] == "1" and asset_event["extra"]["reason"]
     new = client.get_model_version("flights-late-arrival", "2")
     assert new.tags["loopline.orchestrator"] == "airflow"  # trained by the asset-triggered run
     # its gate decided whether the champion moved; either way the history says so
     assert any("2" in (e.get("version"), e.get("candidate")) for e in history
                if e.get("alias") == "champion")
     shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+def _asset_events(port: int, dag_id: str, task_id: str) -> list[dict]:  # type: ignore[type-arg]
+    """The Asset events a task emitted, as Airflow recorded them."""
+    import requests
+
+    base, headers = _api(port)
+    response = requests.get(f"{base}/api/v2/assets/events",
+                            params={"source_dag_id": dag_id, "source_task_id": task_id,
+                                    "order_by": "timestamp"},
+                            headers=headers, timeout=30)
+    assert response.ok, response.text
+    return list(response.json()["asset_events"])
 
 
 def _history(client: object) -> list[dict]:  # type: ignore[type-arg]
@@ -371,25 +531,19 @@ steps:
 
 
 @pytest.mark.services
-def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres_db: str) -> None:
-    require_service("Redis", 6379)
+def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres_db: str,
+                                                        redis_db: int) -> None:
     project = _project(tmp_path)
+    _unscheduled(project, "flights")
     (project / "pipelines" / "fanout.yaml").write_text(FANOUT_SPEC)
-    broker_db = 11
-    import redis
-
-    redis.Redis(host="127.0.0.1", port=6379, db=broker_db).flushdb()
-    with _airflow(tmp_path, project, postgres_db,
+    # Both workers answer a ping before the first trigger (_airflow waits for them), so the
+    # four parts can only spread if the executor really hands them to two workers.
+    with _airflow(tmp_path, project, postgres_db, workers=("worker-a", "worker-b"),
                   AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
-                  AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{broker_db}",
+                  AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}",
                   AIRFLOW__CELERY__RESULT_BACKEND="db+" + postgres_db,
                   AIRFLOW__CORE__HOSTNAME_CALLABLE="tests.support.airflow.hostname",
-                  LOOPLINE_TEST_HANG="3") as (port, services):
-        for worker in ("worker-a", "worker-b"):  # each serves its task logs on its own port
-            services.start(worker, "celery", "worker", "--concurrency", "1",
-                           "--celery-hostname", f"{worker}@%h", LOOPLINE_TEST_WORKER=worker,
-                           AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
-        wait_for_port(port, services.processes, tmp_path / "logs")
+                  LOOPLINE_TEST_HANG="3") as (port, _):
         state, tasks = _trigger_and_wait(port, "fanout")
         assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
         assert {ti["hostname"] for ti in tasks.values()} == {"worker-a", "worker-b"}
@@ -443,22 +597,32 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
     assert "LOOPLINE_RUN_ID" not in pod["env"]
 
 
-def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path) -> None:
-    """A real second interpreter process; here it is this venv's python, in production a
-    separate environment that holds the ML stack while Airflow's stays lean."""
+def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path,
+                                                              airflow_home: Path) -> None:
+    """A real second interpreter process: an environment of its own (its own sys.executable
+    and sys.prefix) that sees this venv's packages; in production a separate environment that
+    holds the ML stack while Airflow's stays lean."""
+    interpreter = second_interpreter(tmp_path / "ml-env")
     pipelines = tmp_path / "p" / "pipelines"
     pipelines.mkdir(parents=True)
     (pipelines / "ext.yaml").write_text(
         "name: ext\ndefaults:\n  isolation: {mode: external_python}\nsteps:\n"
-        "  work:\n    component: tests.support.slow_component:COMPONENT\n")
-    env = airflow_env(tmp_path / "home", pipelines, LOOPLINE_EXTERNAL_PYTHON=str(BIN / "python"))
-    (tmp_path / "home").mkdir()
-    migrate(env)
-    output = _dag_test(env, "ext")
+        "  work:\n    component: tests.support.slow_component:COMPONENT\n"
+        "  where:\n    component: tests.support.airflow:WHERE\n")
+    env = airflow_env(airflow_home, pipelines, LOOPLINE_EXTERNAL_PYTHON=str(interpreter))
+    output, info = _dag_test(env, "ext")
     assert "STATE success" in output
+    assert info["operators"] == {"work": "ExternalPythonOperator",
+                                 "where": "ExternalPythonOperator"}
     manifest = json.loads((tmp_path / "p/artifacts/ext/work/_loopline.json").read_text())
     assert manifest["orchestrator"] == "airflow"
     assert (tmp_path / "p/artifacts/ext/work/data.csv").read_text() == "partial,complete\n"
+    # What the step itself saw: the configured interpreter, in a process other than the one
+    # running the DAG (an in-process fallback would report Airflow's own python and pid).
+    seen = json.loads((tmp_path / "p/artifacts/ext/where/where.json").read_text())
+    assert seen["executable"] == str(interpreter)
+    assert Path(seen["prefix"]) == tmp_path / "ml-env"
+    assert seen["pid"] != info["pid"]
 
 
 def test_hostile_specs_cost_only_their_own_dag(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ import pytest
 
 from loopline.backends.dvc import DvcCompiler
 from loopline.pipeline.load import load_pipeline
-from tests.support import REPO, run_json
+from tests.support import REPO, copy_example, registry_client, run_json
 
 QUALITY = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")
+# January to train, February to evaluate: the smallest slice the gate still passes on.
+SMALL = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 40,
+         "gate__min_roc_auc": 0.55}
 
 
 def test_checked_in_dvc_yaml_is_fresh() -> None:
@@ -57,8 +61,11 @@ def _sh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_matches_loopline_run(flights_project: Path) -> None:
-    project = flights_project
+def test_dvc_repro_matches_loopline_run(tmp_path: Path) -> None:
+    # Two copies of the same project, so that neither run can reuse the other's outputs,
+    # registry or cache: `loopline run` in one, `dvc repro` in the other.
+    project = copy_example(tmp_path / "dvc", **SMALL)
+    locally = shutil.copytree(project, tmp_path / "local")
     spec = project / "pipelines" / "flights.yaml"
     DvcCompiler().compile(load_pipeline(spec), project / "dvc.yaml")
     (project / ".gitignore").write_text("mlflow.db\n.loopline/\n")
@@ -67,14 +74,24 @@ def test_dvc_repro_matches_loopline_run(flights_project: Path) -> None:
                     ["dvc", "init", "-q"]):
         assert _sh(*command, cwd=project).returncode == 0
 
-    local = run_json(spec)["steps"]["evaluate"]["metrics"]
     first = _sh("dvc", "repro", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
+    local = run_json(locally / "pipelines" / "flights.yaml")
+    assert local["model"]["aliases"] == ["challenger", "champion"]
+    ours = json.loads((locally / "artifacts/flights/evaluate/metrics.json").read_text())
     via_dvc = json.loads((project / "artifacts/flights/evaluate/metrics.json").read_text())
     for metric in QUALITY:
-        assert via_dvc[metric] == pytest.approx(local[metric], rel=0, abs=1e-12), metric
-    manifest = json.loads((project / "artifacts/flights/train/_loopline.json").read_text())
-    assert manifest["orchestrator"] == "dvc"
+        assert local["steps"]["evaluate"]["metrics"][metric] == ours[metric], metric
+        assert via_dvc[metric] == pytest.approx(ours[metric], rel=0, abs=1e-12), metric
+    # Every step of the DVC copy ran under DVC, and every step of the other copy locally.
+    for step in local["steps"]:
+        manifest = json.loads((project / f"artifacts/flights/{step}/_loopline.json").read_text())
+        assert manifest["orchestrator"] == "dvc", step
+        assert local["steps"][step]["status"] == "succeeded", step
+    assert not (locally / "dvc.yaml").exists() and not (locally / ".dvc").exists()
+    version = registry_client(project).get_model_version_by_alias("flights-late-arrival",
+                                                                  "champion")
+    assert version.tags["loopline.orchestrator"] == "dvc"
 
     second = _sh("dvc", "repro", cwd=project)
     assert second.returncode == 0

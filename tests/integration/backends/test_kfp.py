@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 import yaml
@@ -112,11 +112,18 @@ def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> Non
     assert version.tags["loopline.orchestrator"] == "kfp"
 
 
-class FakeKfp(BaseHTTPRequestHandler):
-    """A stand-in for the KFP API server (there is no cluster here): records what the real
-    kfp.Client sends and answers like the v2beta1 API."""
+class Call(NamedTuple):
+    method: str
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]  # names in lower case
 
-    calls: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
+
+class FakeKfp(BaseHTTPRequestHandler):
+    """A stand-in for the KFP API server (there is no cluster here): records every request
+    the real kfp.Client sends, headers included, and answers like the v2beta1 API."""
+
+    calls: ClassVar[list[Call]] = []
 
     def _reply(self, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -126,17 +133,27 @@ class FakeKfp(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _record(self, body: dict[str, Any]) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.calls.append(Call(self.command, self.path, body, headers))
+
     def do_GET(self) -> None:
-        self.calls.append(("GET", self.path, {"auth": self.headers.get("Authorization")}))
+        self._record({})
         self._reply({"multi_user": False} if "healthz" in self.path else {})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.calls.append(("POST", self.path, body))
+        self._record(body)
         kind = self.path.rsplit("/", 1)[-1]
         ids = {"experiments": {"experiment_id": "exp-1"}, "runs": {"run_id": "run-1"},
                "recurringruns": {"recurring_run_id": "rr-1"}}
         self._reply({**ids.get(kind, {}), "display_name": body.get("display_name")})
+
+    def do_other(self) -> None:  # recorded too, so that a check on every request sees it
+        self._record({})
+        self._reply({})
+
+    do_PUT = do_PATCH = do_DELETE = do_other
 
     def log_message(self, *_: Any) -> None:
         pass
@@ -158,18 +175,29 @@ def test_submit_run_and_recurring_run(fake_kfp: str, monkeypatch: pytest.MonkeyP
                              "--params", '{"train": {"max_iter": 300}}')
     assert code == 0, err
     assert json.loads(out) == {"run_id": "run-1", "experiment": "nightly"}
-    run = next(body for method, path, body in FakeKfp.calls if path.endswith("/runs"))
+    run = next(c.body for c in FakeKfp.calls if c.path.endswith("/runs"))
     assert run["pipeline_spec"]["pipelineInfo"]["name"] == "flights"
     assert run["runtime_config"]["parameters"]["params"] == {"train": {"max_iter": 300}}
     assert run["experiment_id"] == "exp-1"
-    assert all(call[2].get("auth") == "Bearer token-from-env"
-               for call in FakeKfp.calls if call[0] == "GET")
+    _assert_every_request_carries("Bearer token-from-env")
+    FakeKfp.calls.clear()
     code, out, _ = run_cli("submit", "kfp", spec, "--host", fake_kfp, "--schedule")
     assert code == 0
     assert json.loads(out)["cron"] == "0 0 0 * * 0"  # @weekly, with KFP's seconds field
-    recurring = next(body for _, path, body in FakeKfp.calls if path.endswith("/recurringruns"))
+    recurring = next(c.body for c in FakeKfp.calls if c.path.endswith("/recurringruns"))
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * 0"
     assert recurring["max_concurrency"] in ("1", 1)
+    _assert_every_request_carries("Bearer token-from-env")
+
+
+def _assert_every_request_carries(authorization: str) -> None:
+    """The token on every request the client made: reads (GET) and writes (POST), at least
+    one of each, so the check can never pass on requests that were not made."""
+    methods = {c.method for c in FakeKfp.calls}
+    assert {"GET", "POST"} <= methods, [(c.method, c.path) for c in FakeKfp.calls]
+    missing = [(c.method, c.path, c.headers.get("authorization")) for c in FakeKfp.calls
+               if c.headers.get("authorization") != authorization]
+    assert not missing, missing
 
 
 def test_no_secret_value_lands_in_the_ir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,7 +266,7 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
     drift = str(pipelines / "flights_drift.yaml")
     code, _, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
     assert code == 0, err[-3000:]
-    runs = [body for _, path, body in FakeKfp.calls if path.endswith("/runs")]
+    runs = [c.body for c in FakeKfp.calls if c.path.endswith("/runs")]
     assert [r["pipeline_spec"]["pipelineInfo"]["name"] for r in runs] == ["flights"]
     events = [e for e in history(registry_client(project), "flights-late-arrival")
               if e.get("kind") == "retrain"]
@@ -249,4 +277,4 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
     FakeKfp.calls.clear()  # the same drift event again: decided, not submitted twice
     code, _, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
     assert code == 0, err[-3000:]
-    assert not [path for _, path, _ in FakeKfp.calls if path.endswith("/runs")]
+    assert not [c.path for c in FakeKfp.calls if c.path.endswith("/runs")]

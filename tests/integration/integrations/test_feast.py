@@ -13,7 +13,7 @@ import pytest
 from loopline.builtin.features_feast import historical_features
 from loopline.components.contract import StepFailed
 from loopline.integrations.feast import open_store
-from tests.support import REPO, copy_example, require_service, run_cli, run_json, subprocess_cli
+from tests.support import REPO, copy_example, run_cli, run_json, subprocess_cli
 
 pytestmark = pytest.mark.slow
 
@@ -130,14 +130,16 @@ def test_materialize_after_promotion_serves_training_features(tmp_path: Path) ->
     assert skipped == {"promoted": False, "model": "2", "views": []}
 
 
-def test_redis_online_store_is_one_config_change(repo: Path, tmp_path: Path) -> None:
-    require_service("Redis", 6379)
+def test_redis_online_store_is_one_config_change(repo: Path, tmp_path: Path,
+                                                 redis_db: int) -> None:
+    """On a Redis database of the test's own (the `redis_db` fixture empties it afterwards)."""
     redis_repo = tmp_path / "feature_repo"
     shutil.copytree(repo, redis_repo, ignore=shutil.ignore_patterns("registry.db", "online.db"))
     config = (redis_repo / "feature_store.yaml").read_text()
     config = config.replace("project: flights", "project: loopline_redis_test")
     config = config.replace("  type: sqlite\n  path: data/online.db",
-                            '  type: redis\n  connection_string: "127.0.0.1:6379,db=0"')
+                            '  type: redis\n  connection_string: '
+                            f'"127.0.0.1:6379,db={redis_db}"')
     (redis_repo / "feature_store.yaml").write_text(config)
     rows = [{"origin": "LGA", "carrier": "DL"}, {"origin": "EWR", "carrier": "UA"}]
     values = {}
@@ -149,6 +151,9 @@ def test_redis_online_store_is_one_config_change(repo: Path, tmp_path: Path) -> 
             features=store.get_feature_service("flights_training"), entity_rows=rows).to_dict()
     assert values["redis"] == values["sqlite"]
     assert all(v is not None for v in values["redis"]["temp"])
+    import redis
+
+    assert redis.Redis(host="127.0.0.1", port=6379, db=redis_db).dbsize() > 1  # served from it
 
 
 def test_unknown_feature_view_is_a_spec_error(tmp_path: Path) -> None:
