@@ -142,8 +142,7 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
     validation = json.loads(validation_path.read_text()) if validation_path else None
     model = joblib.load(ctx.input_path("model"))
 
-    mlflow.set_tracking_uri(ctx.tracking_uri)
-    mlflow.set_registry_uri(ctx.registry_uri)
+    reg.point_mlflow_at(ctx.tracking_uri, ctx.registry_uri)
     started_here = mlflow.active_run() is None
     if started_here:
         mlflow.start_run(run_name=f"{ctx.pipeline}.{ctx.step}")

@@ -177,11 +177,32 @@ def versions(mlflow_client: Any, name: str) -> list[VersionRow]:
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def point_mlflow_at(tracking_uri: str, registry_uri: str | None = None) -> None:
+    """Set MLflow's process-wide URIs without leaking them: `mlflow.set_tracking_uri` also
+    exports $MLFLOW_TRACKING_URI, which Loopline reads as the user's override, so a second
+    project run in the same process (a test, `dag.test`, a notebook) would write into the
+    first project's registry. The variables are put back as they were."""
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in URI_VARIABLES}
+    mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def load_model(tracking_uri: str, uri: str) -> Any:
     """Load a registered model as its native object (sklearn Pipeline, torch module)."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
+    point_mlflow_at(tracking_uri)
     flavors = mlflow.models.get_model_info(uri).flavors
     if "sklearn" in flavors:
         return mlflow.sklearn.load_model(uri)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.integrations import mlflow_tags as tag
+from loopline.integrations.mlflow_registry import point_mlflow_at
 from loopline.spec.model import PipelineSpec
 from loopline.spec.paths import sqlite_file as sqlite_file
 
@@ -141,7 +142,7 @@ class Tracker:
             for name in ("mlflow", "alembic"):  # keep step output readable
                 logging.getLogger(name).setLevel(logging.WARNING)
             os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-            mlflow.set_tracking_uri(self.tracking_uri)
+            point_mlflow_at(self.tracking_uri)
             with sqlite_init_lock(self.tracking_uri):
                 self._experiment(mlflow)
             close_abandoned_runs(mlflow)

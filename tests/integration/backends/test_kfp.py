@@ -99,7 +99,13 @@ def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> Non
     summary = json.loads(out)
     assert code == 0, err[-3000:]
     assert {s["status"] for s in summary["steps"].values()} == {"succeeded"}
+    assert all(s["duration_s"] > 0 for s in summary["steps"].values()), summary["steps"]
     assert summary["model"]["aliases"] == ["challenger", "champion"]
+    # Loopline's progress on the terminal; kfp's executor dumps in a log file (#12 §6).
+    assert "[1/8] ingest: running" in err and "✓ train: done in " in err, err[-3000:]
+    assert "KFP Executor" not in err and len(err.splitlines()) < 40, err[-3000:]
+    (log,) = (via_kfp / ".loopline" / "logs").glob("kfp-local-*.log")
+    assert "KFP Executor" in log.read_text()
     local = run_json(copy_example(tmp_path / "local", **options) / "pipelines" / "flights.yaml")
     ours = local["steps"]["evaluate"]["metrics"]
     theirs = summary["steps"]["evaluate"]["metrics"]
