@@ -19,8 +19,9 @@ from loopline.spec.load import LoadedSpec
 
 @contextlib.contextmanager
 def kfp_output_to(path: Path) -> Iterator[TextIO]:
-    """kfp's runner and the task processes it starts write to file descriptors 1 and 2:
-    point both at `path` for the run, and yield a stream that still reaches the terminal."""
+    """kfp's runner and the task processes it starts write to file descriptors 1 and 2 and to
+    Python's sys.stdout: point all of them at `path` for the run, and yield a stream that
+    still reaches the terminal (or whatever stderr was, e.g. a test's buffer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -28,11 +29,13 @@ def kfp_output_to(path: Path) -> Iterator[TextIO]:
     real_terminal = _is_fd2(sys.stderr)
     terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1) if real_terminal else sys.stderr
     try:
-        with path.open("ab") as log:
+        with path.open("ab") as log, \
+                open(log.fileno(), "w", buffering=1, closefd=False) as text:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-            try:
-                yield terminal
+            try:  # kfp also relays its task processes' output through Python's sys.stdout
+                with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                    yield terminal
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
