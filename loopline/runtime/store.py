@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.runtime.hashing import path_md5
+from loopline.runtime.processes import alive
 from loopline.spec.paths import is_uri, project_path
 
 MANIFEST = "_loopline.json"
@@ -42,15 +43,6 @@ def _host() -> str:
 def _staging_prefix(step: str) -> str:
     return f".{step}.staging-{_host()}-{os.getpid()}-"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _newest_change(folder: Path) -> float:
@@ -68,7 +60,7 @@ def staging_is_stale(folder: Path, step: str, now: float | None = None) -> bool:
     owner = folder.name.removeprefix(f".{step}.staging-")
     parts = owner.rsplit("-", 2)
     if len(parts) == 3 and parts[1].isdigit() and parts[0] == _host():
-        return not _alive(int(parts[1]))
+        return not alive(int(parts[1]))
     try:
         return (now or time.time()) - _newest_change(folder) > FOREIGN_STAGING_TTL_S
     except OSError:  # removed meanwhile

@@ -16,6 +16,7 @@ from typing import Any
 
 from loopline.integrations import mlflow_tags as tag
 from loopline.integrations.mlflow_registry import point_mlflow_at
+from loopline.runtime.processes import alive
 from loopline.spec.model import PipelineSpec
 from loopline.spec.paths import sqlite_file as sqlite_file
 
@@ -96,15 +97,6 @@ def _owner() -> dict[str, str]:
     return {tag.HOST: socket.gethostname(), tag.PID: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
 
 def close_abandoned_runs(mlflow: Any) -> list[str]:
     """Runs of this experiment left RUNNING by a process of this host that no longer exists
@@ -118,7 +110,7 @@ def close_abandoned_runs(mlflow: Any) -> list[str]:
     client = mlflow.MlflowClient()
     for run in stale:
         pid = run.data.tags.get(tag.PID, "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             client.set_terminated(run.info.run_id, status="KILLED")
             closed.append(run.info.run_id)
     return closed
