@@ -6,7 +6,26 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from loopline.runtime.hashing import stable_hash
 from loopline.spec.load import LoadedSpec
+
+
+def spec_fingerprint(loaded: LoadedSpec) -> str:
+    """The spec as written (params references unresolved, so run-time params don't count):
+    a compiled pipeline carries it, and a task refuses a step image whose copy differs."""
+    return stable_hash(loaded.doc.data)[:12]
+
+
+class SpecMismatch(RuntimeError):
+    """The spec in the step image is not the one the pipeline was compiled from."""
+
+
+def check_fingerprint(loaded: LoadedSpec, compiled: str | None, image: str = "") -> None:
+    if compiled and spec_fingerprint(loaded) != compiled:
+        raise SpecMismatch(
+            f"{loaded.display} in this image{f' ({image})' if image else ''} is not the spec "
+            f"the pipeline was compiled from (fingerprint {spec_fingerprint(loaded)}, "
+            f"compiled {compiled}): rebuild and push the step image, or recompile")
 
 
 class Backend(ABC):

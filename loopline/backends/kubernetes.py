@@ -1,5 +1,6 @@
 """The Kubernetes rules every backend that starts pods shares (Airflow's pod operator, KFP
-tasks, the `loopline components export` YAMLs): the step image and a step's resources.
+tasks, the `loopline components export` YAMLs): the step image, the command a pod runs, its
+environment and a step's resources.
 
 Resources, one translation:
 * CPU is a request only. A CPU limit throttles a step through CFS quotas whenever it bursts
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from loopline import __version__
+from loopline.runtime.environment import StepEnvironment
 from loopline.spec.model import GpuSpec, Resources
 
 # The image built from this repository's Dockerfile, tagged with the package version: a
@@ -30,6 +33,23 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 def step_image(configured: str | None = None) -> str:
     """The step's own image, else $LOOPLINE_STEP_IMAGE, else the versioned default."""
     return configured or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+def step_command(spec_relative: str, step: str, orchestrator: str) -> list[str]:
+    """What a pod runs: one step, the spec found relative to the image's working folder (the
+    project in the image), so no path of the machine that compiled it leaks in."""
+    return ["loopline", "step", spec_relative, step, "--orchestrator", orchestrator]
+
+
+def pod_env(env: StepEnvironment, extra: dict[str, str]) -> list[dict[str, Any]]:
+    """A container's `env` list: `extra` (per task: run id, params) and the step's values as
+    values, its secrets as `secretKeyRef`s (Kubernetes fills them; they never appear here)."""
+    rendered: list[dict[str, Any]] = [{"name": k, "value": v}
+                                      for k, v in {**env.values, **extra}.items()]
+    rendered += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret,
+                                                                "key": ref.key}}}
+                 for name, ref in env.secrets.items()]
+    return rendered
 
 
 @dataclass(frozen=True)

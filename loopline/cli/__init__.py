@@ -12,7 +12,8 @@ import sys
 
 from loopline.cli import compile as compile_cmd
 from loopline.cli import components, drift, features, init, models, run, spec, suggest
-from loopline.cli.common import CommandError, Subcommands
+from loopline.cli.common import EXIT_FAILED, CommandError, Subcommands
+from loopline.runtime.environment import MissingSecret
 
 # In the order `loopline --help` lists them.
 REGISTER = (spec.register_validate, run.register_run, drift.register, run.register_step,
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except MissingSecret as exc:  # a deployment without its secrets: say which, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def entry_point() -> None:

@@ -85,11 +85,13 @@ def cmd_step(args: argparse.Namespace) -> int:
                   f"run `loopline compile dvc {loaded.display} -o dvc.yaml`", file=sys.stderr)
             return EXIT_BAD_SPEC
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_single_step
+    from loopline.runtime.environment import applied, step_environment
+    from loopline.runtime.executor import execute_single_step, own_retries
 
-    run = Run.from_env(loaded, args.orchestrator)
-    with contextlib.redirect_stdout(sys.stderr):
-        outcome = execute_single_step(run, args.step, force=args.force)
+    with applied(step_environment(loaded)), contextlib.redirect_stdout(sys.stderr):
+        run = Run.from_env(loaded, args.orchestrator)
+        outcome = execute_single_step(run, args.step, force=args.force,
+                                      retries=own_retries(args.orchestrator))
     if args.json:
         print(json.dumps({"run_id": run.run_id, "step": args.step, **outcome.to_json()},
                          indent=2, default=str))
@@ -109,6 +111,8 @@ def register_step(sub: Subcommands) -> None:
     step = spec_command(sub, "step", cmd_step, "run one step (what DVC and Airflow tasks call)")
     step.add_argument("step")
     step.add_argument("--fingerprint", help="refuse if the step changed since compilation")
-    step.add_argument("--orchestrator", default="dvc", help="recorded in lineage")
+    step.add_argument("--orchestrator", default="dvc",
+                      help="recorded in lineage; airflow and kfp retry failed tasks "
+                           "themselves, so Loopline's own retries are off for them")
     step.add_argument("--force", action="store_true")
     step.add_argument("--json", action="store_true")

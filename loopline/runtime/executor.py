@@ -32,6 +32,7 @@ class StepOutcome:
     facts: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     error: str | None = None
+    verdict: bool = False  # failed by the component's own verdict: a retry cannot help
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -91,7 +92,7 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
     if stale:
         hooks.step_log(step, stale)
     attempts = (run.loaded.spec.retries(step) if retries is None else retries) + 1
-    error = ""
+    error, verdict = "", False
     for attempt in range(1, attempts + 1):
         hooks.step_started(step, index, total, attempt)
         staging = store.staging(pipeline, step)
@@ -105,7 +106,7 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
             # The verdict replaces what the step said before (e.g. data that passed
             # validation last week and fails now): steps after it must not run on the old one.
             store.invalidate(pipeline, step)
-            error = str(exc)
+            error, verdict = str(exc), True
             break
         except Exception as exc:  # noqa: BLE001 - any crash is reported, not propagated
             store.discard(staging)
@@ -117,7 +118,7 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
                 time.sleep(delay)
     seconds = round(time.perf_counter() - started, 3)
     hooks.step_finished(step, "failed", seconds, error)
-    return StepOutcome("failed", seconds, error=error)
+    return StepOutcome("failed", seconds, error=error, verdict=verdict)
 
 
 def _stale_judgement(run: Run, plan: StepPlan, manifest: dict[str, Any]) -> str:
@@ -233,7 +234,9 @@ def _output_uris(run: Run, step: str, manifest: dict[str, Any]) -> dict[str, str
 def execute_single_step(run: Run, step: str, *, retries: int | None = None,
                         force: bool = False, raise_on_failure: bool = False) -> StepOutcome:
     """One step as its own run (an orchestrator task, `loopline step`): execute it, close the
-    tracking run with its status, and raise for orchestrators that retry failed tasks."""
+    tracking run with its status, and raise for orchestrators that retry failed tasks
+    (StepVerdict when retrying cannot help). Callers build `run` inside
+    `environment.applied`, since the tracking URI may come from the spec's `env:`."""
     status = "failed"
     try:
         outcome = execute_step(run, step, retries=retries, force=force)
@@ -241,5 +244,21 @@ def execute_single_step(run: Run, step: str, *, retries: int | None = None,
     finally:
         run.tracker.finish(status)
     if raise_on_failure and outcome.status == "failed":
-        raise RuntimeError(f"step {step!r} failed: {outcome.error}")
+        kind = StepVerdict if outcome.verdict else RuntimeError
+        raise kind(f"step {step!r} failed: {outcome.error}")
     return outcome
+
+
+class StepVerdict(RuntimeError):
+    """A step failed by its own verdict (bad data, a failed gate): the same inputs give the
+    same answer, so an orchestrator must not retry it."""
+
+
+# Orchestrators that retry failed tasks themselves: Loopline's own retry loop stays off in
+# their tasks, or attempts multiply (3 Airflow tries x 3 Loopline attempts = 9 runs).
+RETRYING_ORCHESTRATORS = ("airflow", "kfp")
+
+
+def own_retries(orchestrator: str) -> int | None:
+    """The `retries` to pass for a step run by `orchestrator` (None: the spec's)."""
+    return 0 if orchestrator in RETRYING_ORCHESTRATORS else None

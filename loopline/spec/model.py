@@ -178,6 +178,10 @@ class ArtifactsSpec(_Frozen):
 
 
 StepName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255)]
+# What every backend sets for a step itself (runtime.environment); a spec may not set them.
+RESERVED_ENV = ("LOOPLINE_PARAMS_JSON", "LOOPLINE_ORCHESTRATOR_RUN", "LOOPLINE_RUN_ID",
+                "LOOPLINE_PROFILE")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -222,7 +226,12 @@ class PipelineSpec(_Frozen):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     registry: RegistrySpec | None = None
     defaults: StepDefaults = Field(default_factory=StepDefaults)
-    secrets: dict[str, SecretRef] = Field(
+    env: dict[EnvName, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description="Environment variables every step gets on every backend (Airflow pods "
+                    "and workers, KFP tasks, local runs, the server); values may use "
+                    "${params}; an empty value sets nothing. Never secrets: use `secrets:`.")
+    secrets: dict[EnvName, SecretRef] = Field(
         default_factory=dict, description="Env var name -> Kubernetes secret reference.")
     steps: dict[StepName, StepSpec] = Field(min_length=1)
     retrain: RetrainSpec | None = Field(
@@ -234,6 +243,16 @@ class PipelineSpec(_Frozen):
         if value is not None:
             check_schedule(value)
         return value
+
+    @model_validator(mode="after")
+    def _environment(self) -> PipelineSpec:
+        for name in (*self.env, *self.secrets):
+            if name in RESERVED_ENV:
+                raise ValueError(f"{name} is set by Loopline itself for every step")
+        if both := sorted(set(self.env) & set(self.secrets)):
+            raise ValueError(f"{', '.join(both)}: in both env and secrets; a variable comes "
+                             "from one place")
+        return self
 
     @model_validator(mode="after")
     def _step_names(self) -> PipelineSpec:

@@ -11,6 +11,7 @@ from typing import Any
 
 from loopline.spec.errors import SpecError, SpecProblem
 from loopline.spec.hints import did_you_mean
+from loopline.spec.profile import PROFILE_ENV, active_profile, overlay, profile_file
 from loopline.spec.yaml_lines import Loc, LocatedDocument, load_file, load_text
 
 _REF = re.compile(r"\$\{([^}]*)\}")
@@ -22,6 +23,7 @@ class Params:
 
     values: dict[str, Any]
     file: str  # as named in the spec (params.yaml), for messages
+    profile: str | None = None  # $LOOPLINE_PROFILE, whose file lies over params.yaml
     flat: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,9 +45,18 @@ def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def load_params(path: Path, display: str, overrides: list[str] | None = None,
                 name: str = "params.yaml") -> Params:
-    """Read params.yaml (absent means empty) and apply `section.key=value` overrides."""
+    """Read params.yaml (absent means empty), lay the active profile's file over it
+    (spec.profile), and apply `section.key=value` overrides."""
     values = copy.deepcopy(_read_params(path, display, _stamp(path)))
-    params = Params(values, name)
+    profile = active_profile()
+    if profile:
+        overlay_path = profile_file(path, profile)
+        if _stamp(overlay_path) == (0, 0):
+            raise SpecError([SpecProblem(PROFILE_ENV, 1, "", f"profile {profile!r}: "
+                                         f"{profile_file(Path(display), profile)} not found")])
+        overlay_doc = load_file(overlay_path, profile_file(Path(display), profile).as_posix())
+        values = overlay(values, overlay_doc, name)
+    params = Params(values, name, profile)
     problems = [p for o in overrides or [] if (p := _apply_override(params, o))]
     if problems:
         raise SpecError(problems)

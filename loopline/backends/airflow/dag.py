@@ -18,9 +18,10 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from loopline.backends.airflow.assets import retrain_asset, step_assets
-from loopline.backends.kubernetes import pod_resources, step_image
+from loopline.backends.kubernetes import pod_env, pod_resources, step_command, step_image
 from loopline.pipeline.load import load_pipeline
 from loopline.runtime.context import ORCHESTRATOR_RUN_ENV
+from loopline.runtime.environment import step_environment
 from loopline.spec import graph
 from loopline.spec.errors import SpecError
 from loopline.spec.load import LoadedSpec
@@ -129,20 +130,26 @@ def _operator(loaded: LoadedSpec, step: str, spec_path: str) -> Any:
 
 def _pod_operator(loaded: LoadedSpec, step: str, spec_path: str, isolation: Any,
                   resources: Any, common: dict[str, Any]) -> Any:
-    """A pod per step with the spec's requests; GPUs as `nvidia.com/gpu` limits."""
+    """A pod per step with the spec's requests (GPUs as `nvidia.com/gpu` limits) and the
+    step environment: `env:` as values, `secrets:` as secret references, never values."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
     pod = pod_resources(resources)
     relative = os.path.relpath(spec_path, loaded.project_root)
     common.pop("pool_slots", None)
+    env = pod_env(step_environment(loaded), {ORCHESTRATOR_RUN_ENV: "{{ run_id }}",
+                                             "LOOPLINE_PARAMS_JSON": "{{ params | tojson }}"})
     return KubernetesPodOperator(
         name=f"{loaded.spec.name}-{step}".replace("_", "-"),
         image=step_image(isolation.image),
         namespace=isolation.namespace,
-        cmds=["loopline", "step", relative, step, "--orchestrator", "airflow"],
-        env_vars={ORCHESTRATOR_RUN_ENV: "{{ run_id }}",
-                  "LOOPLINE_PARAMS_JSON": "{{ params | tojson }}"},
+        cmds=step_command(relative, step, "airflow"),
+        env_vars=[k8s.V1EnvVar(name=e["name"], value=e.get("value"), value_from=(
+            k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(
+                name=e["valueFrom"]["secretKeyRef"]["name"],
+                key=e["valueFrom"]["secretKeyRef"]["key"])) if "valueFrom" in e else None))
+            for e in env],
         container_resources=k8s.V1ResourceRequirements(requests=pod.requests or None,
                                                        limits=pod.limits or None),
         node_selector=pod.node_selector or None, get_logs=True, on_finish_action="delete_pod",

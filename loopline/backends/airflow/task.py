@@ -12,17 +12,26 @@ from typing import Any
 
 def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
              **context: Any) -> dict[str, Any]:
-    """Run one step for an Airflow task; raise on failure so Airflow retries it."""
+    """Run one step for an Airflow task; raise on failure so Airflow retries it, except for
+    the step's own verdict (bad data, a failed gate): that fails the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_single_step
+    from loopline.runtime.environment import applied, step_environment
+    from loopline.runtime.executor import StepVerdict, execute_single_step, own_retries
     from loopline.runtime.hooks import ConsoleProgress
     from loopline.spec.params import values_from_json
 
     loaded = load_pipeline_with_values(spec_path, values_from_json(params_json or "{}", "params"))
-    run = Run.for_orchestrator(loaded, "airflow", run_id, hooks=ConsoleProgress(sys.stdout))
-    # Airflow owns retries, so Loopline's own retry loop is off inside a task.
-    outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
+    try:  # Airflow owns retries, so Loopline's own retry loop is off inside a task
+        with applied(step_environment(loaded)):  # a Celery worker: as a pod would get it
+            run = Run.for_orchestrator(loaded, "airflow", run_id,
+                                       hooks=ConsoleProgress(sys.stdout))
+            outcome = execute_single_step(run, step, retries=own_retries("airflow"),
+                                          raise_on_failure=True)
+    except StepVerdict as exc:
+        raise AirflowFailException(str(exc)) from exc
     model = outcome.facts.get("model")
     if model and "outlet_events" in context:  # the model Asset's event says what happened
         from loopline.backends.airflow.assets import model_asset
@@ -50,14 +59,16 @@ def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str =
     from loopline.backends.airflow.assets import retrain_asset
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime import retrain
+    from loopline.runtime.environment import applied, step_environment
     from loopline.spec.params import values_from_json
 
     loaded = load_pipeline_with_values(spec_path, values_from_json(params_json or "{}", "params"))
-    summary = retrain.drift_summary(loaded)
-    trigger = retrain.decide(loaded, summary, "airflow", run_id)
-    if not trigger.retrain:
-        raise AirflowSkipException(f"no retraining: {trigger.suppressed or trigger.reason}")
-    event = retrain.record(loaded, trigger, dag=target)
+    with applied(step_environment(loaded)):  # it reads and writes the registry
+        summary = retrain.drift_summary(loaded)
+        trigger = retrain.decide(loaded, summary, "airflow", run_id)
+        if not trigger.retrain:
+            raise AirflowSkipException(f"no retraining: {trigger.suppressed or trigger.reason}")
+        event = retrain.record(loaded, trigger, dag=target)
     if "outlet_events" in context:
         context["outlet_events"][retrain_asset(target)].extra = {
             k: event.get(k) for k in ("reason", "key", "champion", "drift_pipeline", "run")}

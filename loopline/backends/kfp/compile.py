@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopline.backends.base import Compiler
+from loopline.backends.base import Compiler, spec_fingerprint
 from loopline.backends.kfp.components import kfp_component, retrain_component
 from loopline.backends.kubernetes import GPU_RESOURCE, pod_resources, step_image
 from loopline.components import registry
+from loopline.runtime.environment import StepEnvironment, step_environment
 from loopline.spec import graph
 from loopline.spec.load import LoadedSpec
 
@@ -33,7 +34,7 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
                    project_root: str | None = None) -> Any:
     """The KFP pipeline function. `project_root`: where the project lives in the step image
     (default: here, which is what kfp-local needs)."""
-    from kfp import dsl, kubernetes
+    from kfp import dsl
 
     from loopline.spec.errors import SpecError
 
@@ -48,6 +49,8 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
     root = project_root or str(loaded.project_root)
     spec_rel = os.path.relpath(loaded.path, loaded.project_root)
     defaults = loaded.params.values
+    env = step_environment(loaded)
+    where = {"project_root": root, "spec": spec_rel, "fingerprint": spec_fingerprint(loaded)}
 
     def pipeline(params: dict = defaults) -> None:  # type: ignore[assignment,type-arg]
         tasks: dict[str, Any] = {}
@@ -56,7 +59,7 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
             isolation = spec.isolation(step)
             component = kfp_component(step_spec.component, isolation.image or image)
             kwargs: dict[str, Any] = {
-                "step_json": json.dumps({"project_root": root, "spec": spec_rel, "step": step}),
+                "step_json": json.dumps({**where, "step": step}),
                 "params": params, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
             for name, ref in step_spec.input_refs().items():
                 kwargs[f"in_{name}"] = tasks[ref.step].outputs[f"out_{ref.output}"]
@@ -71,13 +74,12 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
                                backoff_duration=f"{int(spec.retry_delay_s(step))}s")
             task.set_caching_options(enable_caching=step_spec.cache
                                      and not registry.get(step_spec.component).touches_registry)
-            for env, ref in spec.secrets.items():
-                kubernetes.use_secret_as_env(task, secret_name=ref.secret,
-                                             secret_key_to_env={ref.key: env})
+            _environment(task, env)
             tasks[step] = task
         if spec.retrain is not None:
-            _retrain_task(spec.retrain.step, tasks, image, params,
-                          json.dumps({"project_root": root, "spec": spec_rel, "image": image}))
+            retrain = _retrain_task(spec.retrain.step, tasks, image, params,
+                                    json.dumps({**where, "image": image}))
+            _environment(retrain, env)
 
     pipeline.__name__ = spec.name
     # Real types, not the strings `from __future__ import annotations` leaves: KFP reads a
@@ -88,7 +90,7 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
 
 
 def _retrain_task(step: str, tasks: dict[str, Any], image: str, params: Any,
-                  step_json: str) -> None:
+                  step_json: str) -> Any:
     """After the drift step: submit the training pipeline when its summary says retrain."""
     from kfp import dsl
 
@@ -99,6 +101,19 @@ def _retrain_task(step: str, tasks: dict[str, Any], image: str, params: Any,
     task.set_caching_options(enable_caching=False)  # the decision depends on the registry now
     if host := os.environ.get("LOOPLINE_KFP_HOST"):
         task.set_env_variable("LOOPLINE_KFP_HOST", host)
+    return task
+
+
+def _environment(task: Any, env: StepEnvironment) -> None:
+    """The step environment (runtime.environment), in KFP's task API: values as env
+    variables, secrets as Kubernetes secret references (kfp-kubernetes)."""
+    from kfp import kubernetes
+
+    for name, value in env.values.items():
+        task.set_env_variable(name, value)
+    for name, ref in env.secrets.items():
+        kubernetes.use_secret_as_env(task, secret_name=ref.secret,
+                                     secret_key_to_env={ref.key: name})
 
 
 def _resources(task: Any, resources: Any) -> None:

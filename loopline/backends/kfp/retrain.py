@@ -21,19 +21,23 @@ IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
 def run_kfp_retrain(step_json: str, params: dict[str, Any], run_id: str,
                     summary_path: str) -> dict[str, Any]:
+    from loopline.backends.base import check_fingerprint
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime import retrain
+    from loopline.runtime.environment import applied, step_environment
 
     info = json.loads(step_json)
     loaded = load_pipeline_with_values(Path(info["project_root"]) / info["spec"], params)
+    check_fingerprint(loaded, info.get("fingerprint"))
     summary = json.loads(Path(summary_path).read_text())
-    trigger = retrain.decide(loaded, summary, "kfp", run_id)
-    if not trigger.retrain:
-        print(f"no retraining: {trigger.suppressed or trigger.reason}")
-        return trigger.to_json()
-    host = os.environ.get("LOOPLINE_KFP_HOST", IN_CLUSTER_HOST)
-    submitted = submit_training(retrain.training_spec(loaded), host, info, params)
-    retrain.record(loaded, trigger, kfp_run=submitted.get("run_id"), host=host)
+    with applied(step_environment(loaded)):  # it reads and writes the registry
+        trigger = retrain.decide(loaded, summary, "kfp", run_id)
+        if not trigger.retrain:
+            print(f"no retraining: {trigger.suppressed or trigger.reason}")
+            return trigger.to_json()
+        host = os.environ.get("LOOPLINE_KFP_HOST", IN_CLUSTER_HOST)
+        submitted = submit_training(retrain.training_spec(loaded), host, info, params)
+        retrain.record(loaded, trigger, kfp_run=submitted.get("run_id"), host=host)
     print(f"retraining: KFP run {submitted.get('run_id')} ({trigger.reason})")
     return {**trigger.to_json(), **submitted}
 

@@ -19,14 +19,17 @@ OUTCOME_KEY = "loopline_outcome"
 
 def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
                  inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    from loopline.backends.base import check_fingerprint
     from loopline.components import registry
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime.context import Run
-    from loopline.runtime.executor import execute_single_step
+    from loopline.runtime.environment import applied, step_environment
+    from loopline.runtime.executor import execute_single_step, own_retries
     from loopline.runtime.store import ArtifactStore
 
     info = json.loads(step_json)
     loaded = load_pipeline_with_values(Path(info["project_root"]) / info["spec"], params)
+    check_fingerprint(loaded, info.get("fingerprint"))
     spec, step = loaded.spec, info["step"]
     with tempfile.TemporaryDirectory(prefix="loopline-kfp-") as tmp:
         store = ArtifactStore(Path(tmp))
@@ -45,9 +48,11 @@ def run_kfp_step(step_json: str, params: dict[str, Any], run_id: str,
         for dependency in spec.steps[step].after:  # KFP ran it, and it succeeded: a task
             if dependency not in upstream_files:  # never starts after a failed one
                 store.adopt(spec.name, dependency, {}, {})
-        run = Run.for_orchestrator(loaded, "kfp", run_id, store=store)
-        # KFP owns retries, so Loopline's own retry loop is off inside a task.
-        outcome = execute_single_step(run, step, retries=0, raise_on_failure=True)
+        with applied(step_environment(loaded)):  # kfp-local: as a cluster's pod gets it
+            run = Run.for_orchestrator(loaded, "kfp", run_id, store=store)
+            # KFP owns retries, so Loopline's own retry loop is off inside a task.
+            outcome = execute_single_step(run, step, retries=own_retries("kfp"),
+                                          raise_on_failure=True)
         manifest = store.read_manifest(spec.name, step) or {}
         summary = {"duration_s": outcome.duration_s, "metrics": outcome.metrics,
                    "facts": outcome.facts}

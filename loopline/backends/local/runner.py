@@ -10,6 +10,7 @@ from typing import Any
 from loopline.backends.base import Runner
 from loopline.backends.summary import run_summary
 from loopline.runtime.context import Run, new_run_id
+from loopline.runtime.environment import applied, step_environment
 from loopline.runtime.executor import StepOutcome, execute_step
 from loopline.runtime.hooks import ConsoleProgress, RunHooks
 from loopline.runtime.store import write_atomic
@@ -23,6 +24,11 @@ class LocalRunner(Runner):
     def run(self, loaded: LoadedSpec, *, force: bool = False, only: list[str] | None = None,
             hooks: RunHooks | None = None, run_id: str | None = None,
             **_: Any) -> dict[str, Any]:
+        with applied(step_environment(loaded)):  # the spec's env:, as pods would get it
+            return self._run(loaded, force, only, hooks, run_id)
+
+    def _run(self, loaded: LoadedSpec, force: bool, only: list[str] | None,
+             hooks: RunHooks | None, run_id: str | None) -> dict[str, Any]:
         run = Run(loaded, run_id or new_run_id(), "local", hooks=hooks or ConsoleProgress())
         order = graph.topological_order(loaded.spec)
         if only:

@@ -234,6 +234,21 @@ def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path,
     assert info["tis"] == {"flaky": {"state": "success", "try_number": 2}}
 
 
+def test_a_verdict_fails_the_task_without_retries(tmp_path: Path, airflow_home: Path) -> None:
+    """Bad data or a failed gate gives the same answer on every try: one attempt, no retry,
+    as `loopline run` does (Airflow used to retry verdicts like crashes)."""
+    pipelines = tmp_path / "p" / "pipelines"
+    pipelines.mkdir(parents=True)
+    (pipelines / "flaky.yaml").write_text(FLAKY_SPEC.replace(
+        "params: {fail_times: 1}", "params: {fail_times: 1, verdict: true}")
+        .replace("retries: 1", "retries: 3"))
+    env = airflow_env(airflow_home, pipelines)
+    output, info = _dag_test(env, "flaky")
+    assert "the data says no" in output
+    assert (tmp_path / "p" / "attempts").read_text() == "1"
+    assert info["tis"] == {"flaky": {"state": "failed", "try_number": 1}}
+
+
 def _postgres_url(name: str) -> str:
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
@@ -574,6 +589,9 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
         print(json.dumps({{
             "type": type(train).__name__, "image": train.image, "namespace": train.namespace,
             "cmds": train.cmds, "env": {{e.name: e.value for e in train.env_vars}},
+            "secrets": {{e.name: [e.value_from.secret_key_ref.name,
+                                  e.value_from.secret_key_ref.key]
+                        for e in train.env_vars if e.value_from}},
             "limits": train.container_resources.limits,
             "requests": train.container_resources.requests,
             "selector": train.node_selector, "queue": train.queue,
@@ -595,6 +613,11 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
     # The pod derives its run id from Airflow's with the rule in-process tasks use.
     assert pod["env"]["LOOPLINE_ORCHESTRATOR_RUN"] == "{{ run_id }}"
     assert "LOOPLINE_RUN_ID" not in pod["env"]
+    # The spec's secrets reach the pod as secret references (Airflow used to drop them, and
+    # the step fell back to a SQLite file inside the throwaway container).
+    assert pod["secrets"]["AWS_SECRET_ACCESS_KEY"] == ["loopline-s3", "secret-access-key"]
+    assert pod["secrets"]["LOOPLINE_LOCK_URL"] == ["loopline-mlflow", "lock-url"]
+    assert pod["env"]["AWS_SECRET_ACCESS_KEY"] is None  # no value in the operator
 
 
 def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path,

@@ -139,6 +139,20 @@ def test_step_takes_run_params_from_the_environment(small_project: Path,
     assert abs(metrics["rows_eval"] - metrics["rows_train"]) < 150  # a 50/50 split
 
 
+@pytest.mark.parametrize(("orchestrator", "attempts", "code"),
+                         [("dvc", "2", 0), ("airflow", "1", 1), ("kfp", "1", 1)])
+def test_step_retries_only_where_the_orchestrator_does_not(
+        tmp_path: Path, orchestrator: str, attempts: str, code: int) -> None:
+    """Airflow and KFP retry failed tasks themselves: a pod's `loopline step` must not retry
+    too, or attempts multiply (Airflow's 3 tries x Loopline's 3 attempts = 9 runs)."""
+    spec = tmp_path / "pipelines" / "p.yaml"
+    spec.parent.mkdir()
+    spec.write_text("name: p\nsteps:\n  flaky:\n    component: tests.support.slow_component:FLAKY\n"
+                    "    params: {fail_times: 1}\n    retries: 1\n    retry_delay_s: 0\n")
+    got, _, _ = run_cli("step", str(spec), "flaky", "--orchestrator", orchestrator)
+    assert (got, (tmp_path / "attempts").read_text()) == (code, attempts)
+
+
 def _manifest(project: Path, step: str, pipeline: str = "p") -> dict[str, Any]:
     return dict(json.loads((project / "artifacts" / pipeline / step / "_loopline.json")
                            .read_text()))
