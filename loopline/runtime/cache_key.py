@@ -58,7 +58,7 @@ def plan_step(run: Run, step: str) -> StepPlan:
                                f"failed or never ran); run step {dependency!r} first")
     sources = component.sources(params, loaded.project_root) if component.sources else []
     for source in sources:
-        data_hashes[source] = run.sources.hash(Path(source))
+        data_hashes[source] = run.sources.hash(source)  # a path, or an object-store URI
     run.sources.save()
     key_material: dict[str, Any] = {
         "component": component.name,

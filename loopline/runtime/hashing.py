@@ -5,9 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
+from typing import Any
+
+from loopline.spec.paths import is_uri
 
 CHUNK = 1 << 20
+# What an object store says about an object, content checksums first: an object uploaded
+# again with the same bytes keeps its version. Without any, the times and the size.
+_CHECKSUMS = ("ETag", "etag", "md5Hash", "crc32c", "content_md5", "VersionId", "generation")
+_TIMES = ("LastModified", "last_modified", "updated", "mtime", "created")
 
 
 def file_md5(path: Path) -> str:
@@ -32,6 +40,48 @@ def stable_hash(value: object) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def object_uri(source: str | Path) -> str | None:
+    """The fsspec URI a source names (s3://, gs://, az://, memory://), None for a local path
+    (a `file://` URI included)."""
+    text = str(source)
+    if not isinstance(source, str) or not is_uri(text) or text.startswith("file://"):
+        return None
+    return text
+
+
+def _object_fields(info: dict[str, Any]) -> dict[str, Any]:
+    checksums = {k: info[k] for k in _CHECKSUMS if info.get(k)}
+    settings = info.get("content_settings")  # Azure keeps the MD5 one level down
+    if isinstance(settings, dict) and settings.get("content_md5"):
+        checksums["content_md5"] = settings["content_md5"]
+    fields = checksums or {k: info[k] for k in _TIMES if info.get(k)}
+    return {**fields, "size": info.get("size")}
+
+
+def object_version(uri: str) -> str:
+    """A version of the object (or every object under a prefix) at `uri`, from the store's
+    metadata (ETag, MD5, generation, else modification time) and size: no download. "missing"
+    when there is none; when the store cannot be asked (no credentials, no fsspec package
+    for it), a value that never repeats, so no cached result is reused on a guess."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        fs.invalidate_cache(path)  # a listing this process cached may predate an overwrite
+        info = fs.info(path)
+        if info.get("type") == "directory":
+            found = fs.find(path, detail=True)
+            fields: Any = sorted((name, _object_fields(entry)) for name, entry in found.items())
+        else:
+            fields = _object_fields(info)
+    except FileNotFoundError:
+        return "missing"
+    except Exception:  # noqa: BLE001 - reading the source will say what is wrong, clearly
+        return f"unknown-{time.time_ns()}"
+    return hashlib.md5(json.dumps(fields, sort_keys=True, default=str).encode(),
+                       usedforsecurity=False).hexdigest() + ".obj"
+
+
 class StatCache:
     """Remembers hashes by (path, size, mtime) so unchanged big sources are not re-read."""
 
@@ -43,7 +93,11 @@ class StatCache:
             self.entries = {}
         self.dirty = False
 
-    def hash(self, path: Path) -> str:
+    def hash(self, path: Path | str) -> str:
+        """Content md5 of a local file or folder; the store's version of an object URI."""
+        if (uri := object_uri(path)) is not None:
+            return object_version(uri)  # one metadata request; nothing to remember
+        path = Path(path)
         if not path.exists():
             return "missing"
         stat = path.stat()

@@ -217,9 +217,10 @@ class FsspecStore(ArtifactStore):
         if self.fs.exists(manifest_path):
             self.fs.rm(manifest_path)
         for entry in manifest["outputs"].values():
-            source = staging / entry["path"]
-            self.fs.put(str(source), self._remote(pipeline, step, entry["path"]),
-                        recursive=source.is_dir())
+            source, remote = staging / entry["path"], self._remote(pipeline, step, entry["path"])
+            if source.is_dir() and self.fs.exists(remote):  # `put` would nest it inside
+                self.fs.rm(remote, recursive=True)
+            self.fs.put(str(source), remote, recursive=source.is_dir())
         self.fs.pipe_file(manifest_path, json.dumps(manifest, default=str).encode())
         shutil.rmtree(staging, ignore_errors=True)
 
