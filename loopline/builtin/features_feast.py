@@ -15,7 +15,12 @@ from loopline.components.contract import (
     StepContext,
     StepResult,
 )
-from loopline.integrations.feast import declared_names, historical_features, open_store
+from loopline.integrations.feast import (
+    config_path,
+    declared_names,
+    historical_features,
+    open_store,
+)
 from loopline.spec.hints import did_you_mean
 from loopline.spec.paths import project_path
 
@@ -27,6 +32,10 @@ class FeastParams(ComponentParams):
         description="When each row happened (UTC); features known at or before it are used.")
     assume_utc: bool = Field(
         False, description="Treat naive timestamps as UTC instead of refusing them.")
+    config: str = Field(
+        "feature_store.yaml",
+        description="The repo's Feast config file, relative to the repo; a production profile "
+                    "points it at e.g. feature_store.production.yaml.")
 
 
 def _repo(params: FeastParams, root: Path) -> Path:
@@ -35,8 +44,10 @@ def _repo(params: FeastParams, root: Path) -> Path:
 
 def _check(params: FeastParams, root: Path) -> list[tuple[tuple[str | int, ...], str]]:
     repo = _repo(params, root)
-    if not (repo / "feature_store.yaml").exists():
-        return [(("repo",), f"no Feast repo at {repo} (feature_store.yaml missing)")]
+    if not repo.is_dir():
+        return [(("repo",), f"no Feast repo at {repo}")]
+    if not config_path(repo, params.config).is_file():
+        return [(("config",), f"no Feast config {params.config} in {repo}")]
     services = declared_names(repo)["service"]
     if params.service not in services:
         hint = did_you_mean(params.service, sorted(services))
@@ -47,13 +58,13 @@ def _check(params: FeastParams, root: Path) -> list[tuple[tuple[str | int, ...],
 
 def _sources(params: FeastParams, root: Path) -> list[str]:
     repo = _repo(params, root)
-    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(repo / "feature_store.yaml")]
+    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(config_path(repo, params.config))]
 
 
 def run(ctx: StepContext, params: FeastParams) -> StepResult:
     import pandas as pd
 
-    store = open_store(_repo(params, ctx.project_root))
+    store = open_store(_repo(params, ctx.project_root), config=params.config)
     names: list[str] = []
     coverage = {}
     for split in ("train", "eval"):

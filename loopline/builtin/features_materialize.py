@@ -16,7 +16,7 @@ from loopline.components.contract import (
     StepContext,
     StepResult,
 )
-from loopline.integrations.feast import declared_names, open_store
+from loopline.integrations.feast import config_path, declared_names, open_store, source_path
 from loopline.spec.paths import project_path
 
 
@@ -24,15 +24,27 @@ class MaterializeParams(ComponentParams):
     repo: str = Field("feature_repo", description="Feast repo folder, relative to the project.")
     views: list[str] = Field(default_factory=list, description="Default: every feature view.")
     only_if_promoted: bool = Field(True, description="Skip when the gate kept the champion.")
+    config: str = Field(
+        "feature_store.yaml",
+        description="The repo's Feast config file, relative to the repo; a production profile "
+                    "points it at e.g. feature_store.production.yaml.")
 
 
 def _check(params: MaterializeParams, root: Path) -> list[tuple[tuple[str | int, ...], str]]:
     repo = project_path(params.repo, root)
-    if not (repo / "feature_store.yaml").exists():
+    if not repo.is_dir():
         return [(("repo",), f"no Feast repo at {repo}")]
+    if not config_path(repo, params.config).is_file():
+        return [(("config",), f"no Feast config {params.config} in {repo}")]
     views = declared_names(repo)["view"]
     return [(("views", i), f"feature view {v!r} is not defined in {params.repo}")
             for i, v in enumerate(params.views) if v not in views]
+
+
+def _sources(params: MaterializeParams, root: Path) -> list[str]:
+    """The definitions and the config: which online store it writes counts in the cache key."""
+    repo = project_path(params.repo, root)
+    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(config_path(repo, params.config))]
 
 
 def run(ctx: StepContext, params: MaterializeParams) -> StepResult:
@@ -47,11 +59,11 @@ def run(ctx: StepContext, params: MaterializeParams) -> StepResult:
     import pandas as pd
 
     repo = project_path(params.repo, ctx.project_root)
-    store = open_store(repo)
+    store = open_store(repo, config=params.config)
     views = params.views or [v.name for v in store.list_feature_views()]
     for name in views:
         source = store.get_feature_view(name).batch_source
-        times = pd.read_parquet(source.path, columns=[source.timestamp_field])
+        times = pd.read_parquet(source_path(repo, source), columns=[source.timestamp_field])
         start = times[source.timestamp_field].min().to_pydatetime()
         end = (times[source.timestamp_field].max() + pd.Timedelta(seconds=1)).to_pydatetime()
         store.materialize(start_date=start, end_date=end, feature_views=[name])
@@ -71,4 +83,5 @@ COMPONENT = Component(
                                 optional=True)},
     outputs={"report": Output("materialized.json", "json", "Views and time ranges loaded.")},
     check=_check,
+    sources=_sources,
 )

@@ -13,12 +13,17 @@ from loopline.cli.common import EXIT_BAD_SPEC, CommandError, Subcommands
 
 
 def features_command(args: argparse.Namespace) -> int:
-    from loopline.integrations.feast import declared_names, open_store
+    from loopline.components.contract import StepFailed
+    from loopline.integrations.feast import config_path, declared_names, open_store
     from loopline.spec.hints import did_you_mean
 
     repo = Path(args.repo)
-    if not (repo / "feature_store.yaml").exists():
-        print(f"error: no Feast repo at {repo} (feature_store.yaml missing)", file=sys.stderr)
+    if not repo.is_dir():
+        print(f"error: no Feast repo at {repo}", file=sys.stderr)
+        return 2
+    if not config_path(repo, args.config).is_file():
+        print(f"error: no Feast config {args.config} in {repo} (--config names a file in the "
+              "repo)", file=sys.stderr)
         return 2
     entity: dict[str, object] = {}
     for item in args.entity:
@@ -34,7 +39,10 @@ def features_command(args: argparse.Namespace) -> int:
                               f" (it defines: {', '.join(sorted(services)) or 'none'})"),
                            EXIT_BAD_SPEC)
     with contextlib.redirect_stdout(sys.stderr):
-        store = open_store(repo, apply=False)
+        try:
+            store = open_store(repo, apply=False, config=args.config)
+        except StepFailed as exc:  # an unset variable, an unreachable registry
+            raise CommandError(str(exc)) from None
         views = store.list_feature_views()
         join_keys = sorted({key for view in views for key in view.join_keys})
         if unknown := sorted(set(entity) - set(join_keys)):
@@ -60,5 +68,9 @@ def register(sub: Subcommands) -> None:
     features.add_argument("action", choices=["get"])
     features.add_argument("entity", nargs="+", metavar="ENTITY=VALUE")
     features.add_argument("--repo", default="feature_repo")
+    features.add_argument("--config", default="feature_store.yaml",
+                          help="the repo's Feast config file, relative to the repo (what the "
+                               "spec's feast steps name: feature_store.production.yaml under "
+                               "the production profile)")
     features.add_argument("--service", help="a FeatureService (default: every matching view)")
     features.set_defaults(fn=features_command)

@@ -4,14 +4,18 @@ spec-check time), objects loaded from the repo's own modules, applied from Pytho
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
+import os
+import re
 import sys
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from loopline.components.contract import StepFailed
-from loopline.spec.paths import project_path
+from loopline.spec.paths import is_uri, project_path
 
 ROW_ID = "__loopline_row"
 
@@ -63,18 +67,259 @@ def repo_objects(repo: Path) -> list[Any]:
     return list(objects.values())
 
 
-def open_store(repo: Path, apply: bool = True) -> Any:
-    """A FeatureStore for the repo, with its definitions applied (0.03 s vs 9-14 s for the CLI)."""
+DEFAULT_CONFIG = "feature_store.yaml"
+# What Feast's own loader expands (os.path.expandvars): $NAME and ${NAME}.
+_VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})", re.ASCII)
+
+
+def config_path(repo: Path, config: str | Path = DEFAULT_CONFIG) -> Path:
+    """The repo's Feast config file: `config` relative to the repo (or absolute)."""
+    return project_path(config, repo)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def config_variables(raw: Any) -> list[str]:
+    """Environment variables the config's values name (`${NAME}` or `$NAME`), in order."""
+    names: dict[str, None] = {}
+    for text in _strings(raw):
+        for match in _VARIABLE.finditer(text):
+            names[match.group(2) if match.group(2) is not None else match.group(1)] = None
+    return list(names)
+
+
+def _expand(value: Any, environ: dict[str, str]) -> Any:
+    """The parsed config with `${NAME}` replaced inside string values only, so a value (a
+    password with `#`, `: ` or quotes in it) can never change the YAML's structure."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: environ[m.group(2) if m.group(2) is not None
+                                               else m.group(1)], value)
+    if isinstance(value, dict):
+        return {key: _expand(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, environ) for item in value]
+    return value
+
+
+def _secret_fragments(values: dict[str, str]) -> dict[str, str]:
+    """Every substituted value, and the password inside a URL or a `password=` option, each
+    mapped to the `${NAME}` that stands for it in messages."""
+    from urllib.parse import urlsplit
+
+    fragments: dict[str, str] = {}
+    for name, value in values.items():
+        fragments[value] = f"${{{name}}}"
+        with contextlib.suppress(ValueError):
+            if password := urlsplit(value).password:
+                fragments[password] = f"<password from ${name}>"
+        for part in value.split(","):
+            key, sep, secret = part.partition("=")
+            if sep and key.strip().lower() == "password" and secret:
+                fragments[secret] = f"<password from ${name}>"
+    return fragments
+
+
+def redact(text: str, fragments: dict[str, str]) -> str:
+    for fragment in sorted(fragments, key=len, reverse=True):  # longest first
+        if len(fragment) >= 3:
+            text = text.replace(fragment, fragments[fragment])
+    return text
+
+
+def load_config(repo: Path, config: str | Path = DEFAULT_CONFIG) -> tuple[Any, dict[str, str]]:
+    """Feast's RepoConfig from the config file, with `${NAME}` taken from this process's
+    environment (as Feast's own loader does), and the fragments to keep out of messages.
+    A missing file or an unset variable is a StepFailed that names it; no value is shown."""
+    import yaml
+    from feast.repo_config import RepoConfig
+    from pydantic import ValidationError
+
+    path = config_path(repo, config)
+    if not path.is_file():
+        raise StepFailed(f"Feast config {path} does not exist (the `config` param names a "
+                         f"file in the repo {repo}; default {DEFAULT_CONFIG})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise StepFailed(f"Feast config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise StepFailed(f"Feast config {path} is not a mapping")
+    names = config_variables(raw)
+    if missing := [name for name in names if not os.environ.get(name)]:
+        raise StepFailed(f"Feast config {path.name} reads environment variable(s) "
+                         f"{', '.join(missing)}, not set (or empty) in this process; export "
+                         "them (pods get them from the spec's secrets)")
+    values = {name: os.environ[name] for name in names}
+    fragments = _secret_fragments(values)
+    try:
+        repo_config = RepoConfig(**_expand(raw, values))
+    except ValidationError as exc:  # its text quotes input values: name the fields only
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                             for e in exc.errors())
+        raise StepFailed(redact(f"Feast config {path.name}: {problems}", fragments)) from None
+    repo_config.repo_path = repo
+    return repo_config, fragments
+
+
+def _relative_sources(objects: list[Any], repo: Path) -> list[Any]:
+    """File sources inside the repo registered by their path relative to it.
+
+    A shared registry then holds the same definitions whichever folder a process runs in, and
+    each process reads its own copy of the files (relative paths resolve against its repo,
+    `_resolve_relative_sources`): an absolute path written by a pod at /app would otherwise
+    send a process at /srv to /app's files, or to none."""
+    from feast import FeatureView, FileSource
+
+    root = repo.resolve()
+    for obj in objects:
+        if not isinstance(obj, FeatureView):
+            continue
+        for source in (obj.batch_source, obj.stream_source):
+            if isinstance(source, FileSource) and not is_uri(source.path) \
+                    and Path(source.path).is_absolute():
+                with contextlib.suppress(ValueError):
+                    source.file_options.uri = str(
+                        Path(source.path).resolve().relative_to(root))
+    return objects
+
+
+def _resolve_relative_sources() -> None:
+    """Feast's duckdb store hands a parquet path to duckdb as registered, so a relative one
+    would be read from the process's working folder; resolve it against the store's repo
+    (what Feast itself does for schema inference and writes). Installed once per process."""
+    import copy
+
+    from feast import FileSource
+    from feast.infra.offline_stores import duckdb as feast_duckdb
+
+    reader = getattr(feast_duckdb, "_read_data_source", None)
+    if reader is None:
+        raise RuntimeError("this Feast has no feast.infra.offline_stores.duckdb."
+                           "_read_data_source; Loopline resolves repo-relative file sources "
+                           "there (loopline/integrations/feast.py)")
+    if getattr(reader, "_loopline", False):
+        return
+
+    def read(data_source: Any, repo_path: str) -> Any:
+        if isinstance(data_source, FileSource) and repo_path and not is_uri(data_source.path) \
+                and not Path(data_source.path).is_absolute():
+            data_source = copy.deepcopy(data_source)
+            data_source.file_options.uri = str(Path(repo_path) / data_source.path)
+        return reader(data_source, repo_path)
+
+    read._loopline = True  # type: ignore[attr-defined]
+    feast_duckdb._read_data_source = read
+
+
+def _as_registered(store: Any, objects: list[Any]) -> list[Any]:
+    """Views carry the materialization history the registry already holds for them: Feast
+    compares it too, and a view without it would be rewritten on every apply after the
+    first materialization (a write per step in every pod, for no change)."""
+    from feast import FeatureView
+    from feast.errors import FeatureViewNotFoundException
+
+    for obj in objects:
+        if isinstance(obj, FeatureView) and not obj.materialization_intervals:
+            with contextlib.suppress(FeatureViewNotFoundException):  # new: nothing to carry
+                registered = store.registry.get_feature_view(obj.name, store.project,
+                                                             allow_cache=True)
+                obj.materialization_intervals = list(registered.materialization_intervals)
+    return objects
+
+
+def source_path(repo: Path, source: Any) -> str:
+    """Where this process reads a registered file source: its own repo's copy."""
+    path = str(source.path)
+    return path if is_uri(path) or Path(path).is_absolute() else str(repo / path)
+
+
+ATTEMPTS = 6
+
+
+def _backoff(attempt: int) -> None:
+    import random
+    import time
+
+    time.sleep(random.uniform(0.1, 0.3) * (attempt + 1))
+
+
+def _concurrent_create(exc: BaseException) -> bool:
+    """Another process created the same registry row or table first (first applies racing)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    text = str(exc).lower()
+    return isinstance(exc, IntegrityError) or (
+        isinstance(exc, ProgrammingError) and ("already exists" in text or "duplicate" in text))
+
+
+def open_store(repo: Path, apply: bool = True, config: str | Path = DEFAULT_CONFIG) -> Any:
+    """A FeatureStore for the repo configured by `config` (a file in the repo; a production
+    profile names one with a SQL registry and a Redis online store), with the repo's
+    definitions applied (0.03 s vs 9-14 s for the CLI). `${NAME}` in the config comes from
+    the environment; an unset one, or a registry that cannot be reached, is a StepFailed that
+    never shows the substituted values.
+
+    Applying is idempotent (an unchanged object is not written) and many processes may apply
+    the same definitions to a shared registry at once: rows another process created first
+    are retried, not failures."""
     import logging
+
+    logging.getLogger("feast").setLevel(logging.WARNING)
+    _resolve_relative_sources()
+    repo = repo.resolve()
+    repo_config, fragments = load_config(repo, config)
+    (repo / "data").mkdir(exist_ok=True)
+    for attempt in range(ATTEMPTS):
+        store = _connect(repo, repo_config, config, fragments)
+        if not apply:
+            return store
+        try:
+            store.apply(_as_registered(store, _relative_sources(repo_objects(repo), repo)))
+        except Exception as exc:
+            if attempt + 1 < ATTEMPTS and _concurrent_create(exc):
+                _backoff(attempt)  # the other process's rows exist now: apply is a no-op
+                continue
+            raise
+        return store
+    raise AssertionError("unreachable")
+
+
+def _connect(repo: Path, repo_config: Any, config: str | Path,
+             fragments: dict[str, str]) -> Any:
+    """The store with its registry opened (its tables created on first use)."""
 
     from feast import FeatureStore
 
-    logging.getLogger("feast").setLevel(logging.WARNING)
-    (repo / "data").mkdir(exist_ok=True)
-    store = FeatureStore(repo_path=str(repo))
-    if apply:
-        store.apply(repo_objects(repo))
-    return store
+    for attempt in range(ATTEMPTS):
+        try:
+            store = FeatureStore(repo_path=str(repo), config=repo_config)
+            _ = store.registry
+            return store
+        except Exception as exc:  # noqa: BLE001 - any failure here may quote the URL
+            if attempt + 1 < ATTEMPTS and _concurrent_create(exc):
+                _backoff(attempt)  # another process created the registry's tables
+                continue
+            raise StepFailed(redact(_store_error(exc, config), fragments)) from None
+    raise AssertionError("unreachable")
+
+
+def _store_error(exc: BaseException, config: str | Path) -> str:
+    hint = ""
+    if isinstance(exc, ModuleNotFoundError) and exc.name in ("psycopg", "psycopg2"):
+        hint = ("; a postgresql+psycopg2:// registry URL uses psycopg2 (installed with "
+                "psycopg2-binary); postgresql:// and postgresql+psycopg:// need psycopg 3")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"Feast store from {Path(config).name} could not be opened: "
+            f"{type(exc).__name__}: {first}{hint}")
 
 
 def entity_timestamps(frame, column: str, assume_utc: bool):  # type: ignore[no-untyped-def]

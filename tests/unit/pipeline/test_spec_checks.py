@@ -25,10 +25,10 @@ def flights(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("old", "new", "line", "expected"), [
-    ("- {metric: roc_auc, min:", "- {metric: roc_aucc, min:", 92,
+    ("- {metric: roc_auc, min:", "- {metric: roc_aucc, min:", 93,
      "steps.evaluate.params.gates[0].metric: 'roc_aucc' is not a metric of a classification "
      "model (did you mean roc_auc?)"),
-    ("primary_metric: roc_auc", "primary_metric: rmse", 90,
+    ("primary_metric: roc_auc", "primary_metric: rmse", 91,
      "steps.evaluate.params.primary_metric: 'rmse' is not a metric of a classification model"),
     ('schedule: "@weekly"', "schedule: every monday", 5,
      "schedule: 'every monday' is not a cron expression: expected 5 fields"),
