@@ -53,3 +53,7 @@ def ensure_sources(data: Path) -> None:
         "datetime64[us, UTC]")
     _write(daily[["carrier", "event_timestamp", "carrier_late_rate_7d", "carrier_flights_7d"]],
            data / CARRIER_DAILY)
+
+
+if __name__ == "__main__":  # the step image builds them once (Dockerfile)
+    ensure_sources(Path(__file__).resolve().parent / "data")

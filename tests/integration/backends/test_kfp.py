@@ -206,22 +206,59 @@ def _assert_every_request_carries(authorization: str) -> None:
     assert not missing, missing
 
 
-def test_no_secret_value_lands_in_the_ir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_task_gets_the_step_environment_and_no_secret_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task, the drift pipeline's `retrain` included (it reads and writes the
+    registry), gets the spec's secrets as Kubernetes secret references and its `env:` as
+    values; a planted secret value never reaches the IR."""
     planted = "s3cr3t-planted-value-7f2c"
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", planted)
+    project = copy_example(tmp_path / "p")
+    (project / "params.production.yaml").write_text(
+        "platform:\n  mlflow: http://mlflow.mlops:5000\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LOOPLINE_FEAST_REGISTRY_URL",
+                 "LOOPLINE_FEAST_REDIS", "LOOPLINE_LOCK_URL"):
+        monkeypatch.setenv(name, planted)
+    monkeypatch.setenv("LOOPLINE_PROFILE", "production")
+    for spec in ("flights.yaml", "flights_drift.yaml"):
+        out = KfpCompiler().compile(load_pipeline(project / "pipelines" / spec),
+                                    tmp_path / f"{spec}.ir.yaml")
+        text = out.read_text()
+        assert planted not in text
+        ir, platform = yaml.safe_load_all(text)
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        names = {t["taskInfo"]["name"] for t in ir["root"]["dag"]["tasks"].values()}
+        assert len(executors) == len(names), (sorted(executors), sorted(names))
+        for name in names:
+            container = _executor(ir, name)
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlops:5000", name
+            assert env["LOOPLINE_PROFILE"] == "production", name
+        for executor in executors.values():
+            refs = {k["envVar"]: (ref["secretName"], k["secretKey"])
+                    for ref in executor["secretAsEnv"] for k in ref["keyToEnv"]}
+            assert refs["AWS_SECRET_ACCESS_KEY"] == ("loopline-s3", "secret-access-key")
+            assert len(refs) == 5
+    assert "retrain" in names  # the drift pipeline's last task was among them
+
+
+def test_a_task_refuses_an_image_whose_spec_differs(tmp_path: Path) -> None:
+    """The compiled pipeline carries the spec's fingerprint; a step image built from another
+    version of the spec is refused before the step runs (as `dvc repro` refuses a stale
+    dvc.yaml), instead of running a spec nobody compiled."""
+    from loopline.backends.base import SpecMismatch
+    from loopline.backends.kfp.task import run_kfp_step
+
     project = copy_example(tmp_path / "p")
     spec = project / "pipelines" / "flights.yaml"
-    spec.write_text(spec.read_text().replace(
-        "registry:\n", "secrets:\n  MLFLOW_TRACKING_TOKEN: {secret: mlflow-credentials, "
-        "key: token}\nregistry:\n", 1))
-    text = KfpCompiler().compile(load_pipeline(spec), tmp_path / "p.yaml").read_text()
-    assert planted not in text
-    platform = yaml.safe_load_all(text)
-    docs = list(platform)
-    kubernetes = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    secret = next(iter(kubernetes.values()))["secretAsEnv"][0]
-    assert secret["secretName"] == "mlflow-credentials"
-    assert secret["keyToEnv"] == [{"secretKey": "token", "envVar": "MLFLOW_TRACKING_TOKEN"}]
+    ir = _compiled(spec, tmp_path)
+    task = next(t for t in ir["root"]["dag"]["tasks"].values()
+                if t["taskInfo"]["name"] == "ingest")
+    step_json = task["inputs"]["parameters"]["step_json"]["runtimeValue"]["constant"]
+    assert json.loads(step_json)["fingerprint"]
+    spec.write_text(spec.read_text().replace("max_iter: ${train.max_iter}", "max_iter: 7"))
+    with pytest.raises(SpecMismatch, match="not the spec the pipeline was compiled from"):
+        run_kfp_step(step_json, {}, "run-1", {}, {})
+    assert not (project / "artifacts").exists()  # refused before anything ran
 
 
 def test_step_image_installs_the_lock_file() -> None:
@@ -244,9 +281,17 @@ def test_step_image_installs_the_lock_file() -> None:
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
-    (everything,) = extras["all"]  # the image installs [all]: it must name every runtime extra
-    named = set(re.fullmatch(r"loopline\[(.*)\]", everything).group(1).split(","))
-    assert named == set(extras) - {"all", "dev"}
+    def named(extra: str) -> set[str]:  # an extra with the extras it names, transitively
+        found = {extra}
+        for requirement in extras[extra]:
+            if match := re.fullmatch(r"loopline\[(.*)\]", requirement):
+                for inner in match.group(1).split(","):
+                    found |= named(inner)
+        return found
+
+    # The image installs [all]: it must bring every runtime extra, object stores included.
+    assert named("all") == set(extras) - {"dev"}
+    assert {"s3", "gcs", "azure"} <= named("all")
 
 
 def test_drift_pipeline_submits_retraining_like_submit_kfp(

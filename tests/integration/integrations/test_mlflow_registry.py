@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import registry_client, require_service, run_cli, run_json
+from tests.support import registry_client, run_cli, run_json
 
 MODEL = "my-model"
 
@@ -141,45 +136,13 @@ def test_a_never_verified_version_cannot_become_champion(small_project: Path) ->
     assert history[-1]["reason"].startswith("manual promote (forced: never verified")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on loopback with a fresh PostgreSQL database as its store."""
-    require_service("PostgreSQL", 5432)
-    import psycopg2
+    from tests.support.services import mlflow_server as server
 
-    database = f"loopline_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
-         "--artifacts-destination", str(tmp_path / "mlartifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.time() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
+    with server(tmp_path / "server.log", str(tmp_path / "mlartifacts")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.close()
 
 
 @pytest.mark.slow

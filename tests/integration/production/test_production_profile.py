@@ -1,0 +1,114 @@
+"""The road to production, with real services on loopback and no cloud or cluster (none can
+run here): moto's S3 server stands in for the bucket; the MLflow server, PostgreSQL (Feast's
+SQL registry, the registry lock) and Redis (Feast's online store) are the real things.
+
+`LOOPLINE_PROFILE=production` switches the unchanged example specs onto them; `loopline run`,
+Airflow's `dag.test()` and kfp-local must then give the metrics of the all-local run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import copy_example, run_cli, run_json
+from tests.support.airflow import airflow_env, migrate, python
+from tests.support.production import Stack, production_stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+MODEL = "flights-late-arrival"
+METRICS = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")
+# A small real slice: January trains, February judges.
+SLICE = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 20,
+         "gate__min_roc_auc": 0.55, "gate__max_latency_ratio": 100.0}
+
+
+def _project(root: Path) -> Path:
+    project = copy_example(root, **SLICE)
+    for spec in ("flights_torch", "flights_scoring", "flights_drift"):
+        (project / "pipelines" / f"{spec}.yaml").unlink()
+    return project
+
+
+def _in_production(stack: Stack, project: Path, artifacts: str,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "params.production.yaml").write_text(stack.overlay(artifacts))
+    monkeypatch.setenv("LOOPLINE_PROFILE", "production")
+    for name, value in stack.exported().items():
+        monkeypatch.setenv(name, value)
+
+
+def _s3_manifest(stack: Stack, key: str) -> dict[str, Any]:
+    body = stack.s3.client().get_object(Bucket=stack.s3.bucket, Key=key)["Body"].read()
+    return dict(json.loads(body))
+
+
+def _same_metrics(theirs: dict[str, float], ours: dict[str, float]) -> None:
+    for metric in METRICS:
+        assert theirs[metric] == pytest.approx(ours[metric], abs=1e-12), metric
+
+
+def test_production_profile_runs_every_backend_with_the_all_local_metrics(
+        tmp_path: Path, redis_db: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+    from mlflow import MlflowClient
+
+    project = _project(tmp_path / "p")
+    spec = project / "pipelines" / "flights.yaml"
+    local = run_json(spec)
+    ours = local["steps"]["evaluate"]["metrics"]
+    shutil.rmtree(project / "artifacts")
+    (project / "mlflow.db").unlink()
+
+    with production_stack(tmp_path, redis_db) as stack:
+        _in_production(stack, project, "run", monkeypatch)
+        production = run_json(spec)
+        assert production["status"] == "succeeded", production
+        _same_metrics(production["steps"]["evaluate"]["metrics"], ours)
+        # Nothing landed in the project: artifacts in the bucket, runs and models on the
+        # server, features in PostgreSQL and Redis.
+        assert not (project / "artifacts").exists() and not (project / "mlflow.db").exists()
+        evaluate = _s3_manifest(stack, "run/flights/evaluate/_loopline.json")
+        _same_metrics(evaluate["metrics"], ours)
+        client = MlflowClient(tracking_uri=stack.mlflow, registry_uri=stack.mlflow)
+        champion = client.get_model_version_by_alias(MODEL, "champion")
+        assert champion.source.startswith(("models:/", "mlflow-artifacts:/"))
+        objects = stack.s3.client().list_objects_v2(Bucket=stack.s3.bucket, Prefix="mlflow/")
+        assert any(o["Key"].endswith("MLmodel") for o in objects.get("Contents", [])), \
+            "the server keeps model files in the bucket"
+        online = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
+        assert online.dbsize() > 10, "materialize wrote the champion's features to Redis"
+
+        # kfp-local: the compiled pipeline, its tasks as subprocesses with the profile.
+        _in_production(stack, project, "kfp", monkeypatch)
+        code, out, err = run_cli("run", str(spec), "--backend", "kfp-local", "--json")
+        assert code == 0, err[-3000:]
+        _same_metrics(json.loads(out)["steps"]["evaluate"]["metrics"], ours)
+
+        # Airflow's dag.test(): in-process tasks as on a Celery worker with the secrets exported.
+        _in_production(stack, project, "airflow", monkeypatch)
+        home = tmp_path / "airflow"
+        home.mkdir()
+        env = airflow_env(home, project / "pipelines")
+        env.update({k: v for k, v in os.environ.items() if k.startswith(("LOOPLINE_", "AWS_"))})
+        migrate(env)
+        code = textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {env['AIRFLOW__CORE__DAGS_FOLDER']!r})
+            import loopline_dags
+            print("STATE", loopline_dags.flights.test().state)
+        """)
+        result = python(code, env)
+        assert "STATE success" in result.stdout, (result.stdout + result.stderr)[-5000:]
+        evaluate = _s3_manifest(stack, "airflow/flights/evaluate/_loopline.json")
+        assert evaluate["orchestrator"] == "airflow"
+        _same_metrics(evaluate["metrics"], ours)
+        versions = client.search_model_versions(f"name='{MODEL}'")
+        assert {v.tags.get("loopline.orchestrator") for v in versions} >= {"local", "kfp",
+                                                                             "airflow"}
