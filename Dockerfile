@@ -1,7 +1,7 @@
 # The step image: Loopline, the ML stack (pinned by constraints.txt) and this project, for
 # Kubeflow tasks, Airflow pods (`isolation: {mode: kubernetes}`) and the model server.
 #
-#   docker build -t registry.example/loopline-step:0.1.0 .
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t registry.example/loopline-step:0.1.0 .
 #   docker build --build-arg TORCH_INDEX_URL=<PyTorch wheel index for your CUDA> -t ...-cuda .
 #   docker build --build-arg BASE_IMAGE=<any image with Python 3.11 on PATH> .
 #
@@ -28,6 +28,11 @@ RUN python3 -m venv /opt/loopline \
       pip install -c constraints.txt torch==2.13.0 --index-url "$TORCH_INDEX_URL"; fi \
  && pip install -c constraints.txt ".[all]"
 
+# The commit the project files come from (the image has no .git): models trained here record
+# it as their lineage (`--build-arg GIT_COMMIT=$(git rev-parse HEAD)`). Set after the install,
+# so a new commit reuses the installed layer.
+ARG GIT_COMMIT=none
+ENV LOOPLINE_GIT_COMMIT=${GIT_COMMIT}
 COPY . ./
 # The Feast repo's offline sources are built from data that ships in a package (no network);
 # every spec must load here, with and without the production profile.

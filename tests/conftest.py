@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,34 +39,13 @@ def small_project(tmp_path: Path) -> Path:
     return create_project(tmp_path / "small")
 
 
-REDIS_CLAIM = "loopline-tests:claimed-by"
-
-
 @pytest.fixture
 def redis_db() -> Iterator[int]:
     """A Redis database (1-15) of this test's own on 127.0.0.1:6379, empty when the test
-    starts and flushed when it ends. Claimed with SET NX in the database itself, so parallel
-    tests (pytest -n, or another checkout) never share one; databases that hold keys of
-    anyone else are left alone."""
+    starts and flushed when it ends (tests.support.services.claimed_redis_db)."""
     from tests.support import require_service
+    from tests.support.services import claimed_redis_db
 
     require_service("Redis", 6379)
-    import redis
-
-    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-    for db in range(1, 16):
-        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
-        if not client.set(REDIS_CLAIM, token, nx=True, ex=3600):
-            client.close()
-            continue
-        if client.dbsize() == 1:  # only our claim: the database is ours
-            break
-        client.delete(REDIS_CLAIM)
-        client.close()
-    else:
-        pytest.fail("no free Redis database among 1-15 on 127.0.0.1:6379")
-    try:
+    with claimed_redis_db() as db:
         yield db
-    finally:
-        client.flushdb()
-        client.close()

@@ -10,6 +10,13 @@ from loopline.runtime.hashing import stable_hash
 from loopline.spec.load import LoadedSpec
 
 
+def step_fingerprint(loaded: LoadedSpec, step: str) -> str:
+    """One step as written, with the defaults it inherits: a stage of dvc.yaml and an
+    Airflow pod pass it to `loopline step --fingerprint`, which refuses a spec that changed."""
+    raw = loaded.doc.data["steps"][step]
+    return stable_hash({"step": raw, "defaults": loaded.doc.data.get("defaults")})[:12]
+
+
 def spec_fingerprint(loaded: LoadedSpec) -> str:
     """The spec as written (params references unresolved, so run-time params don't count):
     a compiled pipeline carries it, and a task refuses a step image whose copy differs."""

@@ -12,11 +12,10 @@ from typing import Any
 
 import yaml
 
-from loopline.backends.base import Compiler
+from loopline.backends.base import Compiler, step_fingerprint
 from loopline.components import registry
 from loopline.pipeline.checks import step_task
 from loopline.pipeline.load import step_params
-from loopline.runtime.hashing import stable_hash
 from loopline.runtime.store import MANIFEST
 from loopline.spec import graph
 from loopline.spec.errors import SpecError
@@ -31,11 +30,6 @@ PIN_FILES = ("constraints.txt", "uv.lock", "poetry.lock", "requirements.txt")
 def _packaged(path: Path) -> bool:
     """A file inside an installed package (a venv's site-packages, wherever it lives)."""
     return bool({"site-packages", "dist-packages"} & set(path.parts))
-
-
-def step_fingerprint(loaded: LoadedSpec, step: str) -> str:
-    raw = loaded.doc.data["steps"][step]
-    return stable_hash({"step": raw, "defaults": loaded.doc.data.get("defaults")})[:12]
 
 
 def _root_problem(root: str) -> str | None:

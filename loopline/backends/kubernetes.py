@@ -35,10 +35,13 @@ def step_image(configured: str | None = None) -> str:
     return configured or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
 
-def step_command(spec_relative: str, step: str, orchestrator: str) -> list[str]:
+def step_command(spec_relative: str, step: str, orchestrator: str,
+                 fingerprint: str) -> list[str]:
     """What a pod runs: one step, the spec found relative to the image's working folder (the
-    project in the image), so no path of the machine that compiled it leaks in."""
-    return ["loopline", "step", spec_relative, step, "--orchestrator", orchestrator]
+    project in the image), so no path of the machine that compiled it leaks in; refused when
+    the image's step differs from the one the task was built from (`fingerprint`)."""
+    return ["loopline", "step", spec_relative, step, "--orchestrator", orchestrator,
+            "--fingerprint", fingerprint]
 
 
 def pod_env(env: StepEnvironment, extra: dict[str, str]) -> list[dict[str, Any]]:

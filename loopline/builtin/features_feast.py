@@ -16,11 +16,11 @@ from loopline.components.contract import (
     StepResult,
 )
 from loopline.integrations.feast import (
-    config_path,
     declared_names,
     historical_features,
     open_store,
 )
+from loopline.integrations.feast_config import config_path
 from loopline.spec.hints import did_you_mean
 from loopline.spec.paths import project_path
 

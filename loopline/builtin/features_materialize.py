@@ -16,7 +16,8 @@ from loopline.components.contract import (
     StepContext,
     StepResult,
 )
-from loopline.integrations.feast import config_path, declared_names, open_store, source_path
+from loopline.integrations.feast import declared_names, open_store, source_path
+from loopline.integrations.feast_config import config_path
 from loopline.spec.paths import project_path
 
 

@@ -14,7 +14,8 @@ from loopline.cli.common import EXIT_BAD_SPEC, CommandError, Subcommands
 
 def features_command(args: argparse.Namespace) -> int:
     from loopline.components.contract import StepFailed
-    from loopline.integrations.feast import config_path, declared_names, open_store
+    from loopline.integrations.feast import declared_names, open_store
+    from loopline.integrations.feast_config import config_path
     from loopline.spec.hints import did_you_mean
 
     repo = Path(args.repo)

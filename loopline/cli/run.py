@@ -78,11 +78,15 @@ def cmd_step(args: argparse.Namespace) -> int:
         print(f"{loaded.display}: no step {args.step!r}", file=sys.stderr)
         return EXIT_BAD_SPEC
     if args.fingerprint:
-        from loopline.backends.dvc import step_fingerprint
+        from loopline.backends.base import step_fingerprint
 
         if step_fingerprint(loaded, args.step) != args.fingerprint:
-            print(f"{loaded.display}: step {args.step!r} changed since dvc.yaml was generated; "
-                  f"run `loopline compile dvc {loaded.display} -o dvc.yaml`", file=sys.stderr)
+            made, fix = ("dvc.yaml was generated",
+                         f"run `loopline compile dvc {loaded.display} -o dvc.yaml`") \
+                if args.orchestrator == "dvc" else \
+                (f"the {args.orchestrator} task was built", "rebuild and push the step image")
+            print(f"{loaded.display}: step {args.step!r} changed since {made}; {fix}",
+                  file=sys.stderr)
             return EXIT_BAD_SPEC
     from loopline.runtime.context import Run
     from loopline.runtime.environment import applied, step_environment

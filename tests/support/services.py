@@ -37,6 +37,38 @@ def postgres_database(prefix: str = "loopline") -> Iterator[str]:
         admin.close()
 
 
+REDIS_CLAIM = "loopline-tests:claimed-by"
+
+
+@contextlib.contextmanager
+def claimed_redis_db() -> Iterator[int]:
+    """A Redis database (1-15) on 127.0.0.1:6379 of the caller's own, empty at the start and
+    flushed at the end. Claimed with SET NX in the database itself, so parallel tests (pytest
+    -n, another checkout, a benchmark) never share one; databases holding anyone else's keys
+    are left alone."""
+    import os
+
+    import redis
+
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    for db in range(1, 16):
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        if not client.set(REDIS_CLAIM, token, nx=True, ex=3600):
+            client.close()
+            continue
+        if client.dbsize() == 1:  # only our claim: the database is ours
+            break
+        client.delete(REDIS_CLAIM)
+        client.close()
+    else:
+        raise RuntimeError("no free Redis database among 1-15 on 127.0.0.1:6379")
+    try:
+        yield db
+    finally:
+        client.flushdb()
+        client.close()
+
+
 def postgres_url(database: str, driver: str = "psycopg2") -> str:
     return f"postgresql+{driver}://postgres@127.0.0.1:5432/{database}"
 

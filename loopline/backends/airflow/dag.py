@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from loopline.backends.airflow.assets import retrain_asset, step_assets
+from loopline.backends.base import step_fingerprint
 from loopline.backends.kubernetes import pod_env, pod_resources, step_command, step_image
 from loopline.pipeline.load import load_pipeline
 from loopline.runtime.context import ORCHESTRATOR_RUN_ENV
@@ -144,7 +145,7 @@ def _pod_operator(loaded: LoadedSpec, step: str, spec_path: str, isolation: Any,
         name=f"{loaded.spec.name}-{step}".replace("_", "-"),
         image=step_image(isolation.image),
         namespace=isolation.namespace,
-        cmds=step_command(relative, step, "airflow"),
+        cmds=step_command(relative, step, "airflow", step_fingerprint(loaded, step)),
         env_vars=[k8s.V1EnvVar(name=e["name"], value=e.get("value"), value_from=(
             k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(
                 name=e["valueFrom"]["secretKeyRef"]["name"],

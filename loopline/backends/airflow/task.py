@@ -14,8 +14,6 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
              **context: Any) -> dict[str, Any]:
     """Run one step for an Airflow task; raise on failure so Airflow retries it, except for
     the step's own verdict (bad data, a failed gate): that fails the task without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from loopline.pipeline.load import load_pipeline_with_values
     from loopline.runtime.context import Run
     from loopline.runtime.environment import applied, step_environment
@@ -31,6 +29,10 @@ def run_step(spec_path: str, step: str, run_id: str, params_json: str = "{}",
             outcome = execute_single_step(run, step, retries=own_retries("airflow"),
                                           raise_on_failure=True)
     except StepVerdict as exc:
+        try:  # `external_python` runs this in an interpreter that may lack Airflow
+            from airflow.sdk.exceptions import AirflowFailException
+        except ImportError:
+            raise exc from None
         raise AirflowFailException(str(exc)) from exc
     model = outcome.facts.get("model")
     if model and "outlet_events" in context:  # the model Asset's event says what happened

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import copy_example, registry_client, require_service, run_json
+from tests.support import copy_example, registry_client, require_service, run_cli, run_json
 from tests.support.airflow import (
     BIN,
     PortTaken,
@@ -603,8 +603,8 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
     pod = json.loads(result.stdout.strip().splitlines()[-1])
     assert pod["type"] == "KubernetesPodOperator"
     assert pod["image"] == "registry.example/loopline:1" and pod["namespace"] == "ml"
-    assert pod["cmds"] == ["loopline", "step", "pipelines/flights_torch.yaml", "train",
-                           "--orchestrator", "airflow"]
+    assert pod["cmds"][:7] == ["loopline", "step", "pipelines/flights_torch.yaml", "train",
+                               "--orchestrator", "airflow", "--fingerprint"]
     assert pod["limits"] == {"memory": "8Gi", "nvidia.com/gpu": "2"}  # never dropped
     assert pod["requests"] == {"cpu": "2", "memory": "8Gi"}
     assert pod["selector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
@@ -618,6 +618,11 @@ def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> Non
     assert pod["secrets"]["AWS_SECRET_ACCESS_KEY"] == ["loopline-s3", "secret-access-key"]
     assert pod["secrets"]["LOOPLINE_LOCK_URL"] == ["loopline-mlflow", "lock-url"]
     assert pod["env"]["AWS_SECRET_ACCESS_KEY"] is None  # no value in the operator
+    # An image whose step differs from the one the DAG was built from refuses to run it.
+    spec.write_text(spec.read_text().replace("max_epochs: ${torch.max_epochs}", "max_epochs: 1"))
+    code, _, err = run_cli(*pod["cmds"][1:], cwd=project)
+    assert code == 2 and "step 'train' changed since the airflow task was built; rebuild and " \
+        "push the step image" in err, err
 
 
 def test_external_python_runs_the_step_in_another_interpreter(tmp_path: Path,
