@@ -270,7 +270,8 @@ def main() -> None:
     print(f"# Loopline benchmarks — {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
-        only = os.environ.get("BENCH_ONLY", "core,feast,airflow,torch,drift").split(",")
+        only = os.environ.get("BENCH_ONLY",
+                              "core,feast,airflow,torch,drift,production").split(",")
         if "core" in only:
             bench_cli(project)
             bench_overhead(project, repeats)
@@ -292,6 +293,10 @@ def main() -> None:
         if "drift" in only:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "drift_million.py")],
+                           env=ENV, check=True, stderr=subprocess.DEVNULL)
+        if "production" in only:  # needs PostgreSQL and Redis on loopback
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "production_profile.py")],
                            env=ENV, check=True, stderr=subprocess.DEVNULL)
 
 

@@ -21,15 +21,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgres_database(prefix: str = "loopline") -> Iterator[str]:
-    """A new database on 127.0.0.1:5432 (dropped afterwards); yields its name."""
+def postgres_database(prefix: str = "loopline", template: str | None = None) -> Iterator[str]:
+    """A new database on 127.0.0.1:5432 (a copy of `template`), dropped afterwards; yields
+    its name."""
     require_service("PostgreSQL", 5432)
     import psycopg2
 
     database = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
+    admin.cursor().execute(f"CREATE DATABASE {database}"
+                           + (f" TEMPLATE {template}" if template else ""))
     try:
         yield database
     finally:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from tests.support.airflow import (
     wait_for_celery_workers,
     wait_for_port,
 )
+from tests.support.services import postgres_database, postgres_url
 
 pytestmark = pytest.mark.slow
 HEAVY = ["pandas", "numpy", "sklearn", "mlflow", "great_expectations", "feast", "torch",
@@ -250,24 +250,11 @@ def test_a_verdict_fails_the_task_without_retries(tmp_path: Path, airflow_home: 
 
 
 def _postgres_url(name: str) -> str:
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    return postgres_url(name)
 
 
-@contextlib.contextmanager
-def _postgres_database(template: str | None = None) -> Iterator[str]:
-    """A database of its own on 127.0.0.1:5432 (a copy of `template`), dropped afterwards."""
-    import psycopg2
-
-    name = f"airflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}"
-                           + (f" TEMPLATE {template}" if template else ""))
-    try:
-        yield name
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+def _postgres_database(template: str | None = None) -> contextlib.AbstractContextManager[str]:
+    return postgres_database("airflow", template)
 
 
 @pytest.fixture(scope="module")

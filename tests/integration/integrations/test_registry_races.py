@@ -140,18 +140,10 @@ def _broken_links(client: Any) -> list[str]:
 @pytest.fixture
 def postgres_uri() -> Iterator[str]:
     """A fresh PostgreSQL database as MLflow's store, dropped afterwards."""
-    require_service("PostgreSQL", 5432)
-    import psycopg2
+    from tests.support.services import postgres_database, postgres_url
 
-    database = f"loopline_race_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {database}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.close()
+    with postgres_database("loopline_race") as database:
+        yield postgres_url(database)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
