@@ -25,8 +25,10 @@ def create_project(target: Path) -> Path:
     (target / ".gitignore").write_text(GITIGNORE)
     from loopline.backends.dvc import DvcCompiler
     from loopline.pipeline.load import load_pipeline
+    from loopline.spec.profile import no_profile
 
-    loaded = load_pipeline(target / "pipelines" / "train.yaml")
+    with no_profile():
+        loaded = load_pipeline(target / "pipelines" / "train.yaml")
     DvcCompiler().compile(loaded, target / "dvc.yaml")
     return target
 

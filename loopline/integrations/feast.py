@@ -98,7 +98,7 @@ def _resolve_relative_sources() -> None:
 
     reader = getattr(feast_duckdb, "_read_data_source", None)
     if reader is None:
-        raise RuntimeError("this Feast has no feast.infra.offline_stores.duckdb."
+        raise StepFailed("this Feast has no feast.infra.offline_stores.duckdb."
                            "_read_data_source; Loopline resolves repo-relative file sources "
                            "there (loopline/integrations/feast.py)")
     if getattr(reader, "_loopline", False):

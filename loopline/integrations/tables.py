@@ -75,7 +75,7 @@ def remote_fs(source: str) -> tuple[Any, str]:
 
     scheme = source.split("://", 1)[0].lower()
     try:
-        return fsspec.core.url_to_fs(source)
+        return fsspec.core.url_to_fs(source, skip_instance_cache=True)
     except ImportError as exc:
         extra = EXTRAS.get(scheme)
         hint = f"pip install 'loopline[{extra}]'" if extra else "install its fsspec package"

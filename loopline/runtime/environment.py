@@ -19,10 +19,13 @@ import contextlib
 import os
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from loopline.spec.load import LoadedSpec
-from loopline.spec.model import SecretRef
-from loopline.spec.profile import PROFILE_ENV, active_profile
+from loopline.spec.profile import PROFILE_ENV
+
+if TYPE_CHECKING:  # `loopline --help` imports this module: keep pydantic out of it
+    from loopline.spec.load import LoadedSpec
+    from loopline.spec.model import SecretRef
 
 
 class MissingSecret(RuntimeError):
@@ -31,16 +34,20 @@ class MissingSecret(RuntimeError):
 
 @dataclass(frozen=True)
 class StepEnvironment:
+    """What every step of one spec gets: `values` as they are, `secrets` as references."""
+
     values: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     profile: str | None = None
 
     def missing_secrets(self, environ: MutableMapping[str, str] | None = None) -> list[str]:
+        """Declared secrets this process lacks (empty counts as missing)."""
         environ = os.environ if environ is None else environ
         return [name for name in self.secrets if not environ.get(name)]
 
 
 def _text(value: object) -> str:
+    """A YAML value as a variable's text: `true`/`false` as YAML wrote them, not Python's."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -48,7 +55,7 @@ def _text(value: object) -> str:
 
 def step_environment(loaded: LoadedSpec) -> StepEnvironment:
     """The environment every step of this spec runs with, on any backend."""
-    profile = loaded.params.profile or active_profile()
+    profile = loaded.params.profile  # the one its params were loaded with, nothing else
     values = {name: _text(value) for name, value in loaded.spec.env.items()
               if value is not None and _text(value) != ""}
     if profile:

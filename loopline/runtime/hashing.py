@@ -14,8 +14,11 @@ from loopline.spec.paths import is_uri
 CHUNK = 1 << 20
 # What an object store says about an object, content checksums first: an object uploaded
 # again with the same bytes keeps its version. Without any, the times and the size.
-_CHECKSUMS = ("ETag", "etag", "md5Hash", "crc32c", "content_md5", "VersionId", "generation")
-_TIMES = ("LastModified", "last_modified", "updated", "mtime", "created")
+# A version id (S3 versioned buckets, GCS's generation) changes when the same bytes are
+# uploaded again, so it counts only where the store gives no checksum.
+_CHECKSUMS = ("ETag", "etag", "md5Hash", "crc32c", "content_md5")
+_FALLBACKS = ("VersionId", "generation", "LastModified", "last_modified", "updated", "mtime",
+              "created")
 
 
 def file_md5(path: Path) -> str:
@@ -54,8 +57,10 @@ def _object_fields(info: dict[str, Any]) -> dict[str, Any]:
     settings = info.get("content_settings")  # Azure keeps the MD5 one level down
     if isinstance(settings, dict) and settings.get("content_md5"):
         checksums["content_md5"] = settings["content_md5"]
-    fields = checksums or {k: info[k] for k in _TIMES if info.get(k)}
-    return {**fields, "size": info.get("size")}
+    if checksums:  # the first the store gives: one kind of fact, whichever store it is
+        first = next(iter(checksums))
+        return {first: checksums[first], "size": info.get("size")}
+    return {**{k: info[k] for k in _FALLBACKS if info.get(k)}, "size": info.get("size")}
 
 
 def object_version(uri: str) -> str:
@@ -66,7 +71,7 @@ def object_version(uri: str) -> str:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
         fs.invalidate_cache(path)  # a listing this process cached may predate an overwrite
         info = fs.info(path)
         if info.get("type") == "directory":

@@ -172,7 +172,7 @@ class FsspecStore(ArtifactStore):
     def __init__(self, uri: str, cache_dir: Path) -> None:
         import fsspec
 
-        self.fs, self.base = fsspec.core.url_to_fs(uri)
+        self.fs, self.base = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
         self.protocol = uri.split("://", 1)[0]
         super().__init__(cache_dir)
 

@@ -8,8 +8,10 @@ the local value would send production artifacts to a laptop folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +34,27 @@ def active_profile() -> str | None:
     return name
 
 
+@contextlib.contextmanager
+def no_profile() -> Iterator[None]:
+    """Load specs as written, without the shell's profile (a fresh skeleton has no profile
+    files yet)."""
+    saved = os.environ.pop(PROFILE_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[PROFILE_ENV] = saved
+
+
 def profile_file(params_path: Path, profile: str) -> Path:
     """`params.yaml` + `production` -> `params.production.yaml`, beside it."""
     return params_path.with_name(f"{params_path.stem}.{profile}{params_path.suffix}")
 
 
 def overlay(base: dict[str, Any], doc: LocatedDocument, base_name: str) -> dict[str, Any]:
-    """`base` with the overlay document's values laid over it, key by key."""
-    if doc.data is None:
+    """`base` (changed in place and returned) with the overlay document's values laid over
+    it, key by key; every key it names must exist in `base` with the same shape."""
+    if doc.data is None:  # an empty file changes nothing
         return base
     if not isinstance(doc.data, dict):
         raise SpecError([doc.problem((), "a profile file must be a mapping")])
@@ -53,6 +68,12 @@ def overlay(base: dict[str, Any], doc: LocatedDocument, base_name: str) -> dict[
                                             + did_you_mean(str(key), list(into))))
             elif isinstance(value, dict) and isinstance(into[key], dict):
                 merge(into[key], value, here)
+            elif value is None and isinstance(into[key], dict):
+                continue  # `platform:` with nothing under it changes nothing
+            elif isinstance(value, dict) or isinstance(into[key], dict):
+                kind = "a section" if isinstance(into[key], dict) else "a value"
+                problems.append(doc.problem(here, f"is {kind} in {base_name}; a profile "
+                                            "changes values, never the shape"))
             else:
                 into[key] = value
 

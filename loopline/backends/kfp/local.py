@@ -17,6 +17,7 @@ from loopline.backends.kfp.progress import TaskProgress, kfp_output_to
 from loopline.backends.kfp.task import OUTCOME_KEY
 from loopline.backends.summary import run_summary
 from loopline.components import registry
+from loopline.runtime.environment import applied, step_environment
 from loopline.runtime.executor import StepOutcome
 from loopline.spec import graph
 from loopline.spec.load import LoadedSpec
@@ -27,6 +28,10 @@ class KfpLocalRunner(Runner):
 
     def run(self, loaded: LoadedSpec, *, params: dict[str, Any] | None = None,
             **_: Any) -> dict[str, Any]:
+        with applied(step_environment(loaded)):  # tasks inherit it, as pods get it rendered
+            return self._run(loaded, params)
+
+    def _run(self, loaded: LoadedSpec, params: dict[str, Any] | None) -> dict[str, Any]:
         import kfp.local
 
         root = loaded.project_root / ".loopline" / "kfp-local"

@@ -12,6 +12,7 @@ from typing import Any
 from loopline.backends.local.runner import LocalRunner
 from loopline.pipeline.load import load_pipeline
 from loopline.runtime import retrain
+from loopline.runtime.environment import applied, step_environment
 from loopline.spec.load import LoadedSpec
 
 
@@ -32,6 +33,12 @@ def run_drift(loaded: LoadedSpec, overrides: list[str], dry_run: bool = False,
     drift_run = LocalRunner().run(loaded, force=force)
     if drift_run["status"] != "succeeded":
         return {"status": "failed", "run": drift_run}
+    with applied(step_environment(loaded)):  # the decision reads and writes the registry
+        return _decide_and_retrain(loaded, overrides, drift_run, dry_run)
+
+
+def _decide_and_retrain(loaded: LoadedSpec, overrides: list[str], drift_run: dict[str, Any],
+                        dry_run: bool) -> dict[str, Any]:
     summary = retrain.drift_summary(loaded)
     trigger = retrain.decide(loaded, summary, "local", drift_run["run_id"])
     result: dict[str, Any] = {"status": "succeeded", **summary,

@@ -130,7 +130,8 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
     assert info["tasks"]["evaluate"] == ["feast", "train", "validate"]
     assert info["tasks"]["ingest"] == []
     assert info["retries"] == 1 and info["timeout"] == 1800
-    assert info["params"] == ["data", "drift", "features", "gate", "scoring", "torch", "train"]
+    assert info["params"] == ["data", "drift", "features", "gate", "platform", "scoring", "torch",
+                              "train"]
     assert "loopline://models/flights-late-arrival" in info["outlets"]
     # its own weekly schedule, or a drift job's retrain event, whichever comes first
     assert info["schedule"] == "Asset or 0 0 * * 0"

@@ -29,6 +29,13 @@ def _compiled(spec: Path, tmp_path: Path, **options: Any) -> dict[str, Any]:
     return {**ir, "platform": platform[0] if platform else {}}
 
 
+def _submitted_ir(run: dict[str, Any]) -> dict[str, Any]:
+    """A submitted run's pipeline IR: the kfp client nests it beside the Kubernetes platform
+    spec when the pipeline has one (secrets, node selectors)."""
+    spec = run["pipeline_spec"]
+    return dict(spec.get("pipeline_spec", spec))
+
+
 def _executor(ir: dict[str, Any], step: str) -> dict[str, Any]:
     task = ir["root"]["dag"]["tasks"]
     name = next(t for t, v in task.items() if v["taskInfo"]["name"] == step)
@@ -182,7 +189,9 @@ def test_submit_run_and_recurring_run(fake_kfp: str, monkeypatch: pytest.MonkeyP
     assert code == 0, err
     assert json.loads(out) == {"run_id": "run-1", "experiment": "nightly"}
     run = next(c.body for c in FakeKfp.calls if c.path.endswith("/runs"))
-    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "flights"
+    assert _submitted_ir(run)["pipelineInfo"]["name"] == "flights"
+    # The spec's secrets travel as the Kubernetes platform spec, references only.
+    assert "secretAsEnv" in json.dumps(run["pipeline_spec"]["platform_spec"])
     assert run["runtime_config"]["parameters"]["params"] == {"train": {"max_iter": 300}}
     assert run["experiment_id"] == "exp-1"
     _assert_every_request_carries("Bearer token-from-env")
@@ -318,7 +327,7 @@ def test_drift_pipeline_submits_retraining_like_submit_kfp(
     code, _, err = run_cli("run", drift, "--backend", "kfp-local", "--json")
     assert code == 0, err[-3000:]
     runs = [c.body for c in FakeKfp.calls if c.path.endswith("/runs")]
-    assert [r["pipeline_spec"]["pipelineInfo"]["name"] for r in runs] == ["flights"]
+    assert [_submitted_ir(r)["pipelineInfo"]["name"] for r in runs] == ["flights"]
     events = [e for e in history(registry_client(project), "flights-late-arrival")
               if e.get("kind") == "retrain"]
     assert [(e["orchestrator"], e["kfp_run"], e["host"]) for e in events] == \

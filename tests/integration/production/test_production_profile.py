@@ -31,8 +31,7 @@ SLICE = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_ite
 
 def _project(root: Path) -> Path:
     project = copy_example(root, **SLICE)
-    for spec in ("flights_torch", "flights_scoring", "flights_drift"):
-        (project / "pipelines" / f"{spec}.yaml").unlink()
+    (project / "pipelines" / "flights_torch.yaml").unlink()
     return project
 
 
@@ -59,6 +58,8 @@ def test_production_profile_runs_every_backend_with_the_all_local_metrics(
     import redis
     from mlflow import MlflowClient
 
+    from loopline.integrations.mlflow_registry import history
+
     project = _project(tmp_path / "p")
     spec = project / "pipelines" / "flights.yaml"
     local = run_json(spec)
@@ -84,6 +85,18 @@ def test_production_profile_runs_every_backend_with_the_all_local_metrics(
             "the server keeps model files in the bucket"
         online = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
         assert online.dbsize() > 10, "materialize wrote the champion's features to Redis"
+
+        # The loop: score a month, then drift decides and records its trigger in the
+        # server's registry (not a local mlflow.db) and retrains.
+        assert run_json(project / "pipelines" / "flights_scoring.yaml")["status"] == "succeeded"
+        code, out, err = run_cli("drift", str(project / "pipelines" / "flights_drift.yaml"),
+                                 "--json")
+        assert code == 0, err[-3000:]
+        drift = json.loads(out)
+        assert drift["trigger"]["retrain"] and drift["retraining"]["status"] == "succeeded"
+        events = [e for e in history(client, MODEL) if e.get("kind") == "retrain"]
+        assert len(events) == 1 and events[0]["champion"] == champion.version
+        assert not (project / "mlflow.db").exists() and not (project / "artifacts").exists()
 
         # kfp-local: the compiled pipeline, its tasks as subprocesses with the profile.
         _in_production(stack, project, "kfp", monkeypatch)

@@ -76,3 +76,12 @@ def test_a_deployment_without_its_secrets_stops_and_names_them(
     assert code == 1 and "Traceback" not in err
     assert err.startswith("error: profile 'production': AWS_SECRET_ACCESS_KEY") and \
         "planted-value-1f9" not in out + err
+
+
+def test_kfp_local_without_the_secrets_says_so_in_one_line(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOPLINE_PROFILE", "production")
+    code, _, err = run_cli("run", str(project / "pipelines" / "flights.yaml"),
+                           "--backend", "kfp-local")
+    assert code == 1 and err.startswith("error: profile 'production': AWS_ACCESS_KEY_ID")
+    assert "Traceback" not in err and len(err.splitlines()) == 1

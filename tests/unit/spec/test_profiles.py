@@ -70,3 +70,40 @@ def test_env_and_secrets_are_checked(tmp_path: Path, entry: str, message: str) -
                     f"{entry}\nsecrets: {{AWS_ACCESS_KEY_ID: {{secret: s3, key: id}}}}\n")
     with pytest.raises(SpecError, match=message):
         load_pipeline(spec)
+
+
+@pytest.mark.parametrize(("overlay", "line", "message"), [
+    ("platform:\n", None, None),  # empty: changes nothing
+    ("train: 7\n", 1, "train: is a section in params.yaml; a profile changes values, never "
+                      "the shape"),
+    ("platform:\n  mlflow: {host: x}\n", 2, "platform.mlflow: is a value in params.yaml"),
+])
+def test_a_profile_changes_values_never_the_shape(
+        project: Path, monkeypatch: pytest.MonkeyPatch, overlay: str, line: int | None,
+        message: str | None) -> None:
+    """Replacing a whole section by a value (or a value by a section) would surface far away,
+    as `${platform.artifacts} not found` in the spec; it is refused at the overlay's line."""
+    (project / "params.production.yaml").write_text(overlay)
+    monkeypatch.setenv("LOOPLINE_PROFILE", "production")
+    spec = project / "pipelines" / "flights.yaml"
+    if message is None:
+        assert load_pipeline(spec).spec.artifacts.root == "artifacts"
+        return
+    with pytest.raises(SpecError) as caught:
+        load_pipeline(spec)
+    (problem,) = caught.value.problems
+    assert f"params.production.yaml:{line}: {message}" in str(problem)
+
+
+def test_init_works_whatever_profile_the_shell_has(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/production.md exports LOOPLINE_PROFILE on every machine; a fresh skeleton has no
+    profile file yet and must still be created whole."""
+    from loopline.cli.init import create_project
+
+    monkeypatch.setenv("LOOPLINE_PROFILE", "production")
+    project = create_project(tmp_path / "fresh")
+    assert (project / "dvc.yaml").is_file()
+    import os
+
+    assert os.environ["LOOPLINE_PROFILE"] == "production"  # put back afterwards
