@@ -20,7 +20,7 @@ from loopline.integrations.feast import (
     historical_features,
     open_store,
 )
-from loopline.integrations.feast_config import config_path
+from loopline.integrations.feast_config import config_field, repo_problem, repo_sources
 from loopline.spec.hints import did_you_mean
 from loopline.spec.paths import project_path
 
@@ -32,10 +32,7 @@ class FeastParams(ComponentParams):
         description="When each row happened (UTC); features known at or before it are used.")
     assume_utc: bool = Field(
         False, description="Treat naive timestamps as UTC instead of refusing them.")
-    config: str = Field(
-        "feature_store.yaml",
-        description="The repo's Feast config file, relative to the repo; a production profile "
-                    "points it at e.g. feature_store.production.yaml.")
+    config: str = config_field()
 
 
 def _repo(params: FeastParams, root: Path) -> Path:
@@ -44,10 +41,8 @@ def _repo(params: FeastParams, root: Path) -> Path:
 
 def _check(params: FeastParams, root: Path) -> list[tuple[tuple[str | int, ...], str]]:
     repo = _repo(params, root)
-    if not repo.is_dir():
-        return [(("repo",), f"no Feast repo at {repo}")]
-    if not config_path(repo, params.config).is_file():
-        return [(("config",), f"no Feast config {params.config} in {repo}")]
+    if problem := repo_problem(repo, params.config):
+        return [((problem[0],), problem[1])]
     services = declared_names(repo)["service"]
     if params.service not in services:
         hint = did_you_mean(params.service, sorted(services))
@@ -57,8 +52,7 @@ def _check(params: FeastParams, root: Path) -> list[tuple[tuple[str | int, ...],
 
 
 def _sources(params: FeastParams, root: Path) -> list[str]:
-    repo = _repo(params, root)
-    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(config_path(repo, params.config))]
+    return repo_sources(_repo(params, root), params.config)
 
 
 def run(ctx: StepContext, params: FeastParams) -> StepResult:

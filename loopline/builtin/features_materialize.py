@@ -17,7 +17,7 @@ from loopline.components.contract import (
     StepResult,
 )
 from loopline.integrations.feast import declared_names, open_store, source_path
-from loopline.integrations.feast_config import config_path
+from loopline.integrations.feast_config import config_field, repo_problem, repo_sources
 from loopline.spec.paths import project_path
 
 
@@ -25,18 +25,13 @@ class MaterializeParams(ComponentParams):
     repo: str = Field("feature_repo", description="Feast repo folder, relative to the project.")
     views: list[str] = Field(default_factory=list, description="Default: every feature view.")
     only_if_promoted: bool = Field(True, description="Skip when the gate kept the champion.")
-    config: str = Field(
-        "feature_store.yaml",
-        description="The repo's Feast config file, relative to the repo; a production profile "
-                    "points it at e.g. feature_store.production.yaml.")
+    config: str = config_field()
 
 
 def _check(params: MaterializeParams, root: Path) -> list[tuple[tuple[str | int, ...], str]]:
     repo = project_path(params.repo, root)
-    if not repo.is_dir():
-        return [(("repo",), f"no Feast repo at {repo}")]
-    if not config_path(repo, params.config).is_file():
-        return [(("config",), f"no Feast config {params.config} in {repo}")]
+    if problem := repo_problem(repo, params.config):
+        return [((problem[0],), problem[1])]
     views = declared_names(repo)["view"]
     return [(("views", i), f"feature view {v!r} is not defined in {params.repo}")
             for i, v in enumerate(params.views) if v not in views]
@@ -44,8 +39,7 @@ def _check(params: MaterializeParams, root: Path) -> list[tuple[tuple[str | int,
 
 def _sources(params: MaterializeParams, root: Path) -> list[str]:
     """The definitions and the config: which online store it writes counts in the cache key."""
-    repo = project_path(params.repo, root)
-    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(config_path(repo, params.config))]
+    return repo_sources(project_path(params.repo, root), params.config)
 
 
 def run(ctx: StepContext, params: MaterializeParams) -> StepResult:

@@ -15,16 +15,13 @@ from loopline.cli.common import EXIT_BAD_SPEC, CommandError, Subcommands
 def features_command(args: argparse.Namespace) -> int:
     from loopline.components.contract import StepFailed
     from loopline.integrations.feast import declared_names, open_store
-    from loopline.integrations.feast_config import config_path
+    from loopline.integrations.feast_config import repo_problem
     from loopline.spec.hints import did_you_mean
 
     repo = Path(args.repo)
-    if not repo.is_dir():
-        print(f"error: no Feast repo at {repo}", file=sys.stderr)
-        return 2
-    if not config_path(repo, args.config).is_file():
-        print(f"error: no Feast config {args.config} in {repo} (--config names a file in the "
-              "repo)", file=sys.stderr)
+    if problem := repo_problem(repo, args.config):
+        hint = " (--config names a file in the repo)" if problem[0] == "config" else ""
+        print(f"error: {problem[1]}{hint}", file=sys.stderr)
         return 2
     entity: dict[str, object] = {}
     for item in args.entity:

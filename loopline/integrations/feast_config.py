@@ -116,3 +116,25 @@ def load_config(repo: Path, config: str | Path = DEFAULT_CONFIG) -> tuple[Any, d
         raise StepFailed(redact(f"Feast config {path.name}: {problems}", fragments)) from None
     repo_config.repo_path = repo
     return repo_config, fragments
+
+
+def config_field() -> Any:
+    """The `config` param of every Feast component: one default, one description."""
+    from pydantic import Field
+
+    return Field(DEFAULT_CONFIG, description="The repo's Feast config file, relative to the "
+                 "repo; a production profile points it at e.g. feature_store.production.yaml.")
+
+
+def repo_problem(repo: Path, config: str | Path) -> tuple[str, str] | None:
+    """(param, message) when `repo` is no folder or lacks the config file; None when fine."""
+    if not repo.is_dir():
+        return "repo", f"no Feast repo at {repo}"
+    if not config_path(repo, config).is_file():
+        return "config", f"no Feast config {config} in {repo}"
+    return None
+
+
+def repo_sources(repo: Path, config: str | Path) -> list[str]:
+    """What a Feast step's cache key reads: the definitions and the config (which stores)."""
+    return [str(p) for p in sorted(repo.glob("*.py"))] + [str(config_path(repo, config))]

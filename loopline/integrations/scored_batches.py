@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopline.integrations.filesystems import filesystem
 from loopline.spec.paths import location
 
 if TYPE_CHECKING:
@@ -40,9 +41,8 @@ def batch_folder(artifacts_root: str, project_root: Path, folder: str | None,
 
 
 def publish(frame: pd.DataFrame, folder: str, batch: str) -> str:
-    import fsspec
 
-    fs, path = fsspec.core.url_to_fs(folder)
+    fs, path = filesystem(folder)
     fs.makedirs(path, exist_ok=True)
     name = f"{_SAFE.sub('_', batch)}.parquet"
     target = f"{folder}/{name}"
@@ -69,9 +69,8 @@ def _modified(info: dict[str, Any]) -> float:
 
 def latest(folder: str, window: int) -> list[str]:
     """The `window` most recently scored batches, oldest first."""
-    import fsspec
 
-    fs, path = fsspec.core.url_to_fs(folder)
+    fs, path = filesystem(folder)
     if not fs.isdir(path):
         return []
     batches = [info for info in fs.ls(path, detail=True)

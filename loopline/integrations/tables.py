@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from loopline.components.contract import StepFailed
+from loopline.integrations.filesystems import filesystem
 from loopline.spec.paths import is_uri, project_path
 
 if TYPE_CHECKING:
@@ -71,11 +72,10 @@ def _format(source: str, suffix: str) -> str:
 
 def remote_fs(source: str) -> tuple[Any, str]:
     """The fsspec filesystem and path of a URI; a missing package names the extra to install."""
-    import fsspec
 
     scheme = source.split("://", 1)[0].lower()
     try:
-        return fsspec.core.url_to_fs(source, skip_instance_cache=True)
+        return filesystem(source)
     except ImportError as exc:
         extra = EXTRAS.get(scheme)
         hint = f"pip install 'loopline[{extra}]'" if extra else "install its fsspec package"

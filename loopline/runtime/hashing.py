@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline.integrations.filesystems import filesystem
 from loopline.spec.paths import is_uri
 
 CHUNK = 1 << 20
@@ -68,10 +69,9 @@ def object_version(uri: str) -> str:
     metadata (ETag, MD5, generation, else modification time) and size: no download. "missing"
     when there is none; when the store cannot be asked (no credentials, no fsspec package
     for it), a value that never repeats, so no cached result is reused on a guess."""
-    import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
+        fs, path = filesystem(uri)
         fs.invalidate_cache(path)  # a listing this process cached may predate an overwrite
         info = fs.info(path)
         if info.get("type") == "directory":

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from loopline.integrations.filesystems import filesystem
 from loopline.runtime.hashing import path_md5
 from loopline.runtime.processes import alive
 from loopline.spec.paths import is_uri, project_path
@@ -170,9 +171,8 @@ class FsspecStore(ArtifactStore):
     """Any fsspec URI (s3://, gs://, memory://): uploads outputs, then the manifest last."""
 
     def __init__(self, uri: str, cache_dir: Path) -> None:
-        import fsspec
 
-        self.fs, self.base = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
+        self.fs, self.base = filesystem(uri)
         self.protocol = uri.split("://", 1)[0]
         super().__init__(cache_dir)
 
