@@ -43,11 +43,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     loaded = load(args)
     from loopline.backends.kfp.submit import submit
-    from loopline.spec.params import overrides_from_values, values_from_json
+    from loopline.pipeline.load import run_time_overrides
+    from loopline.spec.params import values_from_json
 
     params = values_from_json(args.params, "--params") if args.params else None
     if params is not None:
-        overrides_from_values(params, loaded.params.flat, "--params")  # refuse unknown keys
+        run_time_overrides(loaded, params, "--params")  # refuse unknown and env: keys
     try:
         with contextlib.redirect_stdout(sys.stderr):
             result = submit(loaded, args.host, args.experiment, args.schedule, args.image,

@@ -66,13 +66,13 @@ def print_summary(summary: dict[str, Any]) -> None:
 def cmd_step(args: argparse.Namespace) -> int:
     if params_json := os.environ.get("LOOPLINE_PARAMS_JSON"):
         # An orchestrator's run-time params (Airflow pods, KFP): overrides like --set.
-        from loopline.pipeline.load import load_pipeline
-        from loopline.spec.params import overrides_from_values, values_from_json
+        from loopline.pipeline.load import load_pipeline, run_time_overrides
+        from loopline.spec.params import values_from_json
 
         source = "LOOPLINE_PARAMS_JSON"
-        known = load_pipeline(args.file).params.flat
         values = values_from_json(params_json, source)
-        args.set = [*(args.set or []), *overrides_from_values(values, known, source)]
+        args.set = [*(args.set or []),
+                    *run_time_overrides(load_pipeline(args.file), values, source)]
     loaded = load(args)
     if args.step not in loaded.spec.steps:
         print(f"{loaded.display}: no step {args.step!r}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any
 from loopline.components import registry
 from loopline.components.contract import ComponentParams
 from loopline.pipeline.checks import component_problems
-from loopline.spec.errors import SpecError
+from loopline.spec.errors import SpecError, SpecProblem
 from loopline.spec.load import LoadedSpec, load_spec
 from loopline.spec.params import overrides_from_values
 
@@ -23,12 +23,29 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Loade
     return loaded
 
 
-def load_pipeline_with_values(path: str | Path, values: dict[str, Any] | None) -> LoadedSpec:
+def load_pipeline_with_values(path: str | Path, values: dict[str, Any] | None,
+                              source: str = "run-time params") -> LoadedSpec:
     """Load a spec with an orchestrator's run-time param values (Airflow's trigger form, KFP's
     `params` parameter, a pod's LOOPLINE_PARAMS_JSON) applied like `--set`."""
     loaded = load_pipeline(path)
-    overrides = overrides_from_values(values or {}, loaded.params.flat)
+    overrides = run_time_overrides(loaded, values, source)
     return load_pipeline(path, overrides) if overrides else loaded
+
+
+def run_time_overrides(loaded: LoadedSpec, values: Any, source: str) -> list[str]:
+    """`--set` overrides from run-time values, refusing the params the spec's `env:` reads:
+    pods and KFP tasks got `env:` rendered when the DAG was parsed or the pipeline compiled,
+    so changing one per run would switch half a step's settings (the artifact root, say, but
+    not the tracking server). They change in params.yaml or the profile's file."""
+    overrides = overrides_from_values(values or {}, loaded.params.flat, source)
+    rendered = {key for loc, keys in loaded.params_used.items() if loc[:1] == ("env",)
+                for key in keys}
+    if refused := sorted({o.split("=", 1)[0] for o in overrides} & rendered):
+        raise SpecError([SpecProblem(source, 1, key, "read by the spec's env:, which every "
+                                     "step got when the DAG or pipeline was built; change it "
+                                     "in the params file (or the profile's), not per run")
+                         for key in refused])
+    return overrides
 
 
 def step_params(loaded: LoadedSpec, step: str) -> ComponentParams:

@@ -64,22 +64,47 @@ class OfflineRun:
         return merged
 
 
-def read_offline_run(folder: Path) -> OfflineRun:
-    """The run record, config updates and history rows of `wandb/offline-run-*/run-*.wandb`."""
+def read_offline_run(folder: Path, wait_s: float = 60.0) -> OfflineRun:
+    """The run record, config updates and history rows of `wandb/offline-run-*/run-*.wandb`.
+
+    wandb's core process writes the file on its own schedule: `finish()` can return before
+    the records are on disk on a loaded machine, so this waits (bounded) for the run's exit
+    record, which wandb writes last."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            run, finished = _read(folder)
+        except ValueError:  # a record half written right now
+            if time.monotonic() > deadline:
+                raise
+            finished = False
+        else:
+            if finished or time.monotonic() > deadline:
+                return run
+        time.sleep(0.2)
+
+
+def _read(folder: Path) -> tuple[OfflineRun, bool]:
     from wandb.proto import wandb_internal_pb2
 
     (path,) = folder.glob("run-*.wandb")
-    run = OfflineRun()
+    run, finished = OfflineRun(), False
     for payload in _payloads(path.read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.run_id, run.name = record.run.run_id, record.run.display_name
+            # wandb may write the run record again (an update) with fields left empty
+            run.run_id = record.run.run_id or run.run_id
+            run.name = record.run.display_name or run.name
             run.config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":
             run.config.update({i.key: json.loads(i.value_json) for i in record.config.update})
         elif kind == "history":
             run.history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
                                 for i in record.history.item})
-    return run
+        elif kind == "exit":
+            finished = True
+    return run, finished

@@ -50,7 +50,8 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
     spec_rel = os.path.relpath(loaded.path, loaded.project_root)
     defaults = loaded.params.values
     env = step_environment(loaded)
-    where = {"project_root": root, "spec": spec_rel, "fingerprint": spec_fingerprint(loaded)}
+    spec_location = {"project_root": root, "spec": spec_rel,
+                     "fingerprint": spec_fingerprint(loaded)}
 
     def pipeline(params: dict = defaults) -> None:  # type: ignore[assignment,type-arg]
         tasks: dict[str, Any] = {}
@@ -59,7 +60,7 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
             isolation = spec.isolation(step)
             component = kfp_component(step_spec.component, isolation.image or image)
             kwargs: dict[str, Any] = {
-                "step_json": json.dumps({**where, "step": step}),
+                "step_json": json.dumps({**spec_location, "step": step}),
                 "params": params, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
             for name, ref in step_spec.input_refs().items():
                 kwargs[f"in_{name}"] = tasks[ref.step].outputs[f"out_{ref.output}"]
@@ -78,7 +79,7 @@ def build_pipeline(loaded: LoadedSpec, image: str | None = None,
             tasks[step] = task
         if spec.retrain is not None:
             retrain = _retrain_task(spec.retrain.step, tasks, image, params,
-                                    json.dumps({**where, "image": image}))
+                                    json.dumps({**spec_location, "image": image}))
             _environment(retrain, env)
 
     pipeline.__name__ = spec.name

@@ -85,3 +85,20 @@ def test_kfp_local_without_the_secrets_says_so_in_one_line(
                            "--backend", "kfp-local")
     assert code == 1 and err.startswith("error: profile 'production': AWS_ACCESS_KEY_ID")
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_run_time_params_cannot_change_what_env_renders(project: Path) -> None:
+    """Pods and KFP tasks got `env:` when the DAG was parsed or the pipeline compiled: a
+    per-run change of `platform.mlflow` would move the artifact root but not the server."""
+    from loopline.pipeline.load import run_time_overrides
+    from loopline.spec.errors import SpecError
+
+    loaded = load_pipeline(project / "pipelines" / "flights.yaml")
+    assert run_time_overrides(loaded, {"train": {"max_iter": 7}}, "params") == \
+        ["train.max_iter=7"]
+    with pytest.raises(SpecError, match=r"platform\.mlflow: read by the spec's env:"):
+        run_time_overrides(loaded, {"platform": {"mlflow": "http://elsewhere:5000"}}, "params")
+    code, _, err = run_cli("submit", "kfp", str(project / "pipelines" / "flights.yaml"),
+                           "--host", "http://127.0.0.1:9", "--params",
+                           '{"platform": {"s3_endpoint": "http://x:9000"}}')
+    assert code == 2 and "platform.s3_endpoint: read by the spec's env:" in err, err
