@@ -16,7 +16,8 @@ from loopline.components.contract import (
     StepFailed,
     StepResult,
 )
-from loopline.integrations.tables import is_remote, read_table, source_file, write_parquet
+from loopline.integrations.filesystems import is_object_store
+from loopline.integrations.tables import read_table, source_file, write_parquet
 from loopline.ml import expressions
 from loopline.ml.time_columns import FORMATS, TimeColumnError, is_time_format, to_utc
 
@@ -92,7 +93,7 @@ def _boundary_problems(eval_from: str) -> list[tuple[tuple[str | int, ...], str]
 def _sources(params: IngestParams, root: Path) -> list[str]:
     """The data behind the cache key: a local file (hashed by content), or an object-store
     URI as written (versioned by the store's ETag/MD5 and size: runtime.hashing)."""
-    if is_remote(params.source):
+    if is_object_store(params.source):
         return [params.source]
     return [str(source_file(params.source, root))]
 

@@ -13,7 +13,6 @@ import sys
 from loopline.cli import compile as compile_cmd
 from loopline.cli import components, drift, features, init, models, run, spec, suggest
 from loopline.cli.common import EXIT_FAILED, CommandError, Subcommands
-from loopline.runtime.environment import MissingSecret
 
 # In the order `loopline --help` lists them.
 REGISTER = (spec.register_validate, run.register_run, drift.register, run.register_step,
@@ -45,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    except MissingSecret as exc:  # a deployment without its secrets: say which, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # Imported only now: the environment module loads the spec layer (pydantic), which
+        # `loopline --help` must not pay for.
+        from loopline.runtime.environment import MissingSecret
+
+        if not isinstance(exc, MissingSecret):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # a deployment without its secrets
         return EXIT_FAILED
 
 

@@ -7,6 +7,7 @@ import ast
 import contextlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -173,38 +174,43 @@ def open_store(repo: Path, apply: bool = True, config: str | Path = DEFAULT_CONF
     repo = repo.resolve()
     repo_config, fragments = load_config(repo, config)
     (repo / "data").mkdir(exist_ok=True)
-    for attempt in range(ATTEMPTS):
+
+    def connected() -> Any:
         store = _connect(repo, repo_config, config, fragments)
-        if not apply:
-            return store
-        try:
+        if apply:
             store.apply(_as_registered(store, _relative_sources(repo_objects(repo), repo)))
-        except Exception as exc:
-            if attempt + 1 < ATTEMPTS and _concurrent_create(exc):
-                _backoff(attempt)  # the other process's rows exist now: apply is a no-op
-                continue
-            raise
         return store
-    raise AssertionError("unreachable")
+
+    return _retry_races(connected)
+
+
+def _retry_races(action: Callable[[], Any]) -> Any:
+    """`action`, again (a few times, with jitter) when another process created the same
+    registry tables or rows first: then they exist, and the next try finds them."""
+    for attempt in range(ATTEMPTS - 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not _concurrent_create(exc):
+                raise
+            _backoff(attempt)
+    return action()
 
 
 def _connect(repo: Path, repo_config: Any, config: str | Path,
              fragments: dict[str, str]) -> Any:
-    """The store with its registry opened (its tables created on first use)."""
-
+    """The store with its registry opened (its tables created on first use); a failure other
+    than a creation race is a StepFailed that never shows the URL or its password."""
     from feast import FeatureStore
 
-    for attempt in range(ATTEMPTS):
-        try:
-            store = FeatureStore(repo_path=str(repo), config=repo_config)
-            _ = store.registry
-            return store
-        except Exception as exc:  # noqa: BLE001 - any failure here may quote the URL
-            if attempt + 1 < ATTEMPTS and _concurrent_create(exc):
-                _backoff(attempt)  # another process created the registry's tables
-                continue
-            raise StepFailed(redact(_store_error(exc, config), fragments)) from None
-    raise AssertionError("unreachable")
+    try:
+        store = FeatureStore(repo_path=str(repo), config=repo_config)
+        _ = store.registry
+        return store
+    except Exception as exc:
+        if _concurrent_create(exc):
+            raise  # _retry_races tries again
+        raise StepFailed(redact(_store_error(exc, config), fragments)) from None
 
 
 def _store_error(exc: BaseException, config: str | Path) -> str:

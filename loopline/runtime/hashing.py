@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loopline.integrations.filesystems import filesystem
-from loopline.spec.paths import is_uri
+from loopline.integrations.filesystems import filesystem, is_object_store
 
 CHUNK = 1 << 20
 # What an object store says about an object, content checksums first: an object uploaded
@@ -42,15 +41,6 @@ def path_md5(path: Path) -> str:
 def stable_hash(value: object) -> str:
     blob = json.dumps(value, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def object_uri(source: str | Path) -> str | None:
-    """The fsspec URI a source names (s3://, gs://, az://, memory://), None for a local path
-    (a `file://` URI included)."""
-    text = str(source)
-    if not isinstance(source, str) or not is_uri(text) or text.startswith("file://"):
-        return None
-    return text
 
 
 def _object_fields(info: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +90,8 @@ class StatCache:
 
     def hash(self, path: Path | str) -> str:
         """Content md5 of a local file or folder; the store's version of an object URI."""
-        if (uri := object_uri(path)) is not None:
-            return object_version(uri)  # one metadata request; nothing to remember
+        if isinstance(path, str) and is_object_store(path):
+            return object_version(path)  # one metadata request; nothing to remember
         path = Path(path)
         if not path.exists():
             return "missing"

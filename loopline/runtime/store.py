@@ -26,10 +26,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopline.integrations.filesystems import filesystem
+from loopline.integrations.filesystems import filesystem, is_object_store
 from loopline.runtime.hashing import path_md5
 from loopline.runtime.processes import alive
-from loopline.spec.paths import is_uri, project_path
+from loopline.spec.paths import project_path
 
 MANIFEST = "_loopline.json"
 # A staging folder of another host whose process cannot be checked from here: gone when
@@ -232,6 +232,6 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def open_store(root: str, project_root: Path) -> ArtifactStore:
-    if is_uri(root) and not root.startswith("file://"):
+    if is_object_store(root):
         return FsspecStore(root, project_root / ".loopline" / "cache")
     return ArtifactStore(project_path(root.removeprefix("file://"), project_root))

@@ -250,29 +250,21 @@ def test_a_verdict_fails_the_task_without_retries(tmp_path: Path, airflow_home: 
     assert info["tis"] == {"flaky": {"state": "failed", "try_number": 1}}
 
 
-def _postgres_url(name: str) -> str:
-    return postgres_url(name)
-
-
-def _postgres_database(template: str | None = None) -> contextlib.AbstractContextManager[str]:
-    return postgres_database("airflow", template)
-
-
 @pytest.fixture(scope="module")
 def migrated_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `airflow db migrate` on PostgreSQL per module, used as a template."""
     require_service("PostgreSQL", 5432)
-    with _postgres_database() as name:
+    with postgres_database("airflow") as name:
         home = tmp_path_factory.mktemp("airflow_pg_template")
-        migrate(airflow_env(home, home, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=_postgres_url(name)))
+        migrate(airflow_env(home, home, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres_url(name)))
         yield name
 
 
 @pytest.fixture
 def postgres_db(migrated_postgres: str) -> Iterator[str]:
     """This test's own migrated Airflow metadata database (a copy of the template)."""
-    with _postgres_database(template=migrated_postgres) as name:
-        yield _postgres_url(name)
+    with postgres_database("airflow", template=migrated_postgres) as name:
+        yield postgres_url(name)
 
 
 class AirflowServices:

@@ -35,6 +35,8 @@ def test_help_and_validate_spec_import_no_ml_library() -> None:
     for args in (["--help"], ["validate-spec", "pipelines/flights.yaml"]):
         loaded = _modules_after(args)
         assert not loaded & set(HEAVY), (args, loaded & set(HEAVY))
+    # `--help` loads no spec, so not even the spec layer's pydantic
+    assert "pydantic" not in _modules_after(["--help"])
 
 
 def test_checked_in_schema_is_fresh_and_validates_the_example() -> None:
