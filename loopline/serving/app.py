@@ -1,0 +1,224 @@
+"""The HTTP API: a plain Starlette app (no request models: the schema comes from the model).
+
+POST /predict {"inputs": {...}}, POST /predict/batch {"rows": [...]}, GET /health, /ready,
+/metrics, /schema. A bad request gets 4xx naming every bad field; the server stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from loopline.integrations import prediction_log as plog
+from loopline.serving.batcher import Batcher
+from loopline.serving.metrics import Metrics
+from loopline.serving.predictor import Job, run_jobs
+from loopline.serving.router import Router
+from loopline.serving.schema import FieldError
+from loopline.spec.serving import ServeSpec
+
+MAX_BODY = 16 * 1024 * 1024
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status,
+                    media_type="application/json")
+
+
+def _problems(errors: list[FieldError], status: int = 422) -> Response:
+    return _json({"errors": [e.to_json() for e in errors]}, status)
+
+
+class Service:
+    """Everything a request touches: the router, the batcher, the metrics and the log."""
+
+    def __init__(self, model_name: str, serve: ServeSpec, log: plog.PredictionLog | None,
+                 metrics: Metrics | None = None) -> None:
+        self.model_name = model_name
+        self.serve = serve
+        self.router = Router()
+        self.metrics = metrics or Metrics()
+        self.log = log
+        self.batcher = Batcher(lambda jobs: run_jobs(jobs, serve.missing_features),
+                               serve.batching.max_batch, serve.batching.max_wait_ms,
+                               serve.batching.enabled)
+        self.load_error: str | None = None
+
+    # -- endpoints -----------------------------------------------------------------------
+    async def predict(self, request: Request) -> Response:
+        return await self._predict(request, batch=False)
+
+    async def predict_batch(self, request: Request) -> Response:
+        return await self._predict(request, batch=True)
+
+    async def health(self, _request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def ready(self, _request: Request) -> Response:
+        if not self.router.ready:
+            return _json({"ready": False, "model": self.model_name,
+                          "error": self.load_error or "loading"}, 503)
+        return _json({"ready": True, "model": self.model_name,
+                      "versions": {r: m.number for r, m in self.router.served().items()}})
+
+    async def schema(self, _request: Request) -> Response:
+        if not self.router.ready:
+            return _json({"error": self.load_error or "loading"}, 503)
+        _, served = self.router.pick("")
+        return _json({"model": served.name, "version": served.number,
+                      "task": served.task, **served.schema.to_json()})
+
+    async def metrics_text(self, _request: Request) -> Response:
+        body, content_type = self.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    # -- prediction ----------------------------------------------------------------------
+    async def _predict(self, request: Request, batch: bool) -> Response:
+        started = time.perf_counter()
+        endpoint = "batch" if batch else "predict"
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response, job = await self._answer(request, batch, request_id)
+        elapsed = time.perf_counter() - started
+        self._observe(endpoint, response.status_code, elapsed, job, request_id)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    async def _answer(self, request: Request, batch: bool,
+                      request_id: str) -> tuple[Response, Job | None]:
+        if not self.router.ready:
+            return _json({"error": "model not loaded yet: " + (self.load_error or "loading")},
+                         503), None
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _problems([FieldError("body", f"larger than {MAX_BODY} bytes")], 413), None
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _problems([FieldError("body", f"not JSON: {exc}")], 400), None
+        rows, errors = self._rows(payload, batch)
+        if errors:
+            return _problems(errors), None
+        route, served = self.router.pick(_key(rows[0], served_keys(self.router)))
+        job = Job(rows, served, route, ids=[f"{request_id}-{i}" for i in range(len(rows))]
+                  if batch else [request_id])
+        await self.batcher.submit(job)
+        if job.error:
+            return _json({"error": f"prediction failed: {job.error}",
+                          "request_id": request_id}, 500), job
+        if job.refused:
+            where = "inputs" if not batch else "rows[{}]"
+            return _problems([FieldError(f"{where.format(i)}.{name}", "no value in the online "
+                                         "store (missing_features.policy: refuse)")
+                              for i, names in enumerate(job.missing) for name in names]), job
+        out: dict[str, Any] = {"request_id": request_id, "model": served.name,
+                               "version": served.number}
+        if batch:
+            out.update(predictions=job.scores, missing_features=job.missing,
+                       request_ids=job.ids)
+        else:
+            out.update(prediction=job.scores[0], missing_features=job.missing[0])
+        return _json(out), job
+
+    def _rows(self, payload: Any, batch: bool) -> tuple[list[dict[str, Any]], list[FieldError]]:
+        served = self.router.pick("")[1]
+        field = "rows" if batch else "inputs"
+        if not isinstance(payload, dict) or field not in payload:
+            example = '{"rows": [{...}, ...]}' if batch else '{"inputs": {...}}'
+            return [], [FieldError(field, f"required: send {example}")]
+        if extra := sorted(set(payload) - {field}):
+            return [], [FieldError(name, "unknown field") for name in extra]
+        given = payload[field] if batch else [payload[field]]
+        if batch and (not isinstance(given, list) or not given):
+            return [], [FieldError("rows", "expected a non-empty list of objects")]
+        if len(given) > self.serve.max_batch_rows:
+            return [], [FieldError("rows", f"{len(given)} rows; at most "
+                                           f"{self.serve.max_batch_rows} per request")]
+        rows, errors = [], []
+        for i, row in enumerate(given):
+            clean, problems = served.schema.check(row, f"rows[{i}]" if batch else "inputs")
+            rows.append(clean)
+            errors += problems
+        return rows, errors
+
+    def _observe(self, endpoint: str, status: int, elapsed: float, job: Job | None,
+                 request_id: str) -> None:
+        m, name = self.metrics, self.model_name
+        version = job.model.number if job else ""
+        route = job.route if job else ""
+        m.requests.labels(name, version, route, endpoint, str(status)).inc()
+        m.latency.labels(name, version, route, endpoint).observe(elapsed)
+        if job is None:
+            return  # no valid rows: nothing predicted, nothing to log
+        if job.scores:
+            m.predictions.labels(name, version, route).inc(len(job.scores))
+            histogram = m.prediction.labels(name, version)
+            for score in job.scores:
+                histogram.observe(score)
+        if job.cache_hits or job.cache_misses:
+            m.cache.labels(name, "hit").inc(job.cache_hits)
+            m.cache.labels(name, "miss").inc(job.cache_misses)
+        for names in job.missing:
+            for feature in names:
+                m.missing.labels(name, feature).inc()
+        if self.log is not None:
+            self.log.append(_log_rows(job, status, elapsed))
+
+
+def served_keys(router: Router) -> tuple[str, ...]:
+    """The entity keys of the champion's feature service: the sticky routing key."""
+    served = router.served().get("champion")
+    return served.schema.keys if served else ()
+
+
+def _key(row: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return "|".join(str(row.get(k, "")) for k in keys)
+
+
+def _log_rows(job: Job, status: int, elapsed: float) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    latency_ms = elapsed * 1000
+    out = []
+    for i, row in enumerate(job.rows):
+        score = job.scores[i] if i < len(job.scores) else None
+        values = {**row, **(job.features[i] if i < len(job.features) else {})}
+        missing = job.missing[i] if i < len(job.missing) else []
+        out.append(plog.row(job.ids[i], now,
+                            job.model.number, job.route, status, latency_ms, score, missing,
+                            job.error, values))
+    return out
+
+
+def build_app(service: Service, on_startup: list[Any] | None = None,
+              on_shutdown: list[Any] | None = None) -> Starlette:
+    routes = [
+        Route("/predict", service.predict, methods=["POST"]),
+        Route("/predict/batch", service.predict_batch, methods=["POST"]),
+        Route("/health", service.health, methods=["GET"]),
+        Route("/ready", service.ready, methods=["GET"]),
+        Route("/schema", service.schema, methods=["GET"]),
+        Route("/metrics", service.metrics_text, methods=["GET"]),
+    ]
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> Any:
+        for hook in on_startup or []:
+            result = hook()
+            if asyncio.iscoroutine(result):
+                await result
+        try:
+            yield
+        finally:
+            for hook in on_shutdown or []:
+                hook()
+
+    return Starlette(routes=routes, lifespan=lifespan)

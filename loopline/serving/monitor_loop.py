@@ -1,0 +1,48 @@
+"""The live checks, run by the serving process every `serve.monitoring.every`.
+
+One thread in the process that started the server (with several workers: their parent), so a
+server watches itself without cron; `loopline monitor SPEC` runs the same evaluation once for
+schedulers. The hold state lives under the artifact root, so several replicas and a cron job
+agree on it and an evaluation that is not yet due is skipped (`if_due`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+from loopline.spec.load import LoadedSpec
+
+
+class MonitorLoop:
+    def __init__(self, loaded: LoadedSpec, every_s: float) -> None:
+        self.loaded = loaded
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="live-checks", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                report(self.evaluate())
+            except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop serving
+                print(f"live checks: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr,
+                      flush=True)
+
+    def evaluate(self) -> dict[str, Any]:
+        from loopline.runtime.monitoring import evaluate
+
+        return evaluate(self.loaded, if_due=True)
+
+
+def report(result: dict[str, Any]) -> None:
+    """One line per check that changed state (breached, recovered); quiet otherwise."""
+    for transition in result.get("transitions") or []:
+        print(f"live check {transition}", flush=True)

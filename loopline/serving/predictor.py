@@ -1,0 +1,85 @@
+"""Rows in, scores out: the online feature join and one model call for a batch of requests.
+
+Runs on the server's model thread (never on the event loop). Rows that reach one version in
+the same batch share one feature lookup and one model call: for tree models 32 rows cost
+little more than one (stack-facts: 4.7 ms vs 5.9 ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopline.serving.served_model import ServedModel
+from loopline.spec.serving import MissingFeatures
+
+
+@dataclass
+class Job:
+    """One request's rows, routed to one version."""
+
+    rows: list[dict[str, Any]]
+    model: ServedModel
+    route: str
+    ids: list[str] = field(default_factory=list)  # one request id per row, as logged
+    scores: list[float | None] = field(default_factory=list)
+    features: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[list[str]] = field(default_factory=list)
+    refused: bool = False
+    error: str | None = None
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def run_jobs(jobs: list[Job], policy: MissingFeatures) -> None:
+    """Fill each job's scores (or its refusal or error); jobs of one version are one call."""
+    by_model: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_model.setdefault(id(job.model), []).append(job)
+    for group in by_model.values():
+        try:
+            _run(group, policy)
+        except Exception as exc:  # noqa: BLE001 - a broken model answers 500, serving goes on
+            for job in group:
+                job.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _run(jobs: list[Job], policy: MissingFeatures) -> None:
+    import pandas as pd
+
+    model = jobs[0].model
+    rows = [row for job in jobs for row in job.rows]
+    if model.features is not None:
+        looked = model.features.lookup(rows)
+        jobs[0].cache_hits, jobs[0].cache_misses = looked.hits, looked.misses
+        at = 0
+        for job in jobs:
+            count = len(job.rows)
+            job.features = [_filled(v, policy) for v in looked.values[at:at + count]]
+            job.missing = looked.missing[at:at + count]
+            job.refused = policy.policy == "refuse" and any(job.missing)
+            at += count
+    else:
+        for job in jobs:
+            job.features = [{} for _ in job.rows]
+            job.missing = [[] for _ in job.rows]
+    scored = [job for job in jobs if not job.refused]
+    if not scored:
+        return
+    frame = pd.DataFrame([{**row, **feats} for job in scored
+                          for row, feats in zip(job.rows, job.features, strict=True)])
+    scores = model.predict(frame)
+    if getattr(scores, "ndim", 1) != 1:
+        raise ValueError(f"{model.name} v{model.number} returns {scores.shape[1]} scores "
+                         "per row; the server answers binary classifiers and regressors")
+    at = 0
+    for job in scored:
+        job.scores = [float(s) for s in scores[at:at + len(job.rows)]]
+        at += len(job.rows)
+
+
+def _filled(values: dict[str, Any], policy: MissingFeatures) -> dict[str, Any]:
+    if not policy.defaults:
+        return values
+    return {name: policy.defaults.get(name) if value is None and name in policy.defaults
+            else value for name, value in values.items()}

@@ -1,0 +1,240 @@
+"""`loopline serve`: the app on uvicorn (httptools, uvloop), one or several worker processes.
+
+Each worker loads the served version itself, then polls the registry alias every
+`serve.refresh`; a moved alias is loaded beside the running version and swapped in whole, so
+no request waits for a load or fails across the switch. Accepted connections get TCP_NODELAY:
+uvicorn leaves Nagle's algorithm on under `--workers`, and a kept-alive connection then waits
+~40 ms for the client's delayed ACK on every response (uvicorn #3149, KServe #6050).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from loopline.integrations import prediction_log as plog
+from loopline.pipeline.load import load_pipeline
+from loopline.runtime.environment import applied, step_environment
+from loopline.runtime.tracking import resolve_uris
+from loopline.serving.app import Service, build_app
+from loopline.serving.metrics import MULTIPROC_ENV, WORKERS_DIR_ENV
+from loopline.serving.monitor_loop import MonitorLoop
+from loopline.serving.router import CHAMPION
+from loopline.serving.served_model import Source
+from loopline.spec.load import LoadedSpec
+from loopline.spec.paths import location
+from loopline.spec.serving import ServeSpec
+
+SETTINGS_ENV = "LOOPLINE_SERVE_SETTINGS"  # how `--workers` processes learn what to serve
+
+
+class NoDelayHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with Nagle's algorithm off on every connection."""
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one server serves; JSON so worker processes get the same."""
+
+    spec: str
+    overrides: list[str] = field(default_factory=list)
+    host: str | None = None
+    port: int | None = None
+    workers: int | None = None
+    model: str | None = None
+    log: bool | None = None
+
+    def to_env(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(**json.loads(os.environ[SETTINGS_ENV]))
+
+
+def serve_spec(loaded: LoadedSpec, settings: Settings) -> ServeSpec:
+    """The spec's `serve:` block (every default when absent) with the command line applied."""
+    serve = loaded.spec.serve or ServeSpec()
+    changes: dict[str, Any] = {k: v for k, v in (("host", settings.host),
+                               ("port", settings.port), ("workers", settings.workers),
+                               ("model", settings.model)) if v is not None}
+    if settings.log is not None:
+        changes["log"] = serve.log.model_copy(update={"enabled": settings.log})
+    return serve.model_copy(update=changes)
+
+
+def model_name(loaded: LoadedSpec) -> str:
+    if loaded.spec.registry is None:
+        raise ValueError(f"{loaded.display}: registry.model_name is not set; `loopline serve` "
+                         "serves a registered model")
+    return loaded.spec.registry.model_name
+
+
+def log_folder(loaded: LoadedSpec) -> str:
+    root = location(loaded.spec.artifacts.root, loaded.project_root)
+    return plog.log_folder(root, model_name(loaded))
+
+
+def build_service(loaded: LoadedSpec, serve: ServeSpec) -> tuple[Service, Source]:
+    name = model_name(loaded)
+    tracking, registry = resolve_uris(loaded.spec, loaded.project_root)
+    source = Source(tracking, registry, name, loaded.project_root, serve.feature_store,
+                    serve.feature_cache_s)
+    log = plog.PredictionLog(log_folder(loaded), serve.log.flush_rows,
+                             serve.log.flush_every_s) if serve.log.enabled else None
+    return Service(name, serve, log), source
+
+
+class Refresher:
+    """Loads the alias's version at start, then swaps in each new one as the alias moves."""
+
+    def __init__(self, service: Service, source: Source, ref: str, every_s: float) -> None:
+        self.service, self.source, self.ref, self.every_s = service, source, ref, every_s
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> str | None:
+        """Swap in the alias's version if it moved; the version now served."""
+        wanted = self.source.version_of(self.ref)
+        current = self.service.router.served().get(CHAMPION)
+        if not wanted or (current is not None and current.number == wanted):
+            if not wanted and current is None:
+                self.service.load_error = f"{self.source.name} has no {self.ref!r} version yet"
+            return current.number if current else None
+        served = self.source.load(wanted)
+        served.predict(_warm_rows(served))  # first calls pay lazy initialisation, not a user
+        previous = self.service.router.swap(CHAMPION, served)
+        metrics, name = self.service.metrics, self.source.name
+        if previous is not None:
+            metrics.info.labels(name, previous.number, CHAMPION).set(0)
+            metrics.swaps.labels(name).inc()
+            print(f"serving {name} v{served.number} (was v{previous.number}): "
+                  f"{self.ref} moved", flush=True)
+        else:
+            print(f"serving {name} v{served.number} ({self.ref})", flush=True)
+        metrics.info.labels(name, served.number, CHAMPION).set(1)
+        self.service.load_error = None
+        return served.number
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 - keep serving what is loaded; try again
+                self.service.load_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                print(f"could not load {self.source.name}@{self.ref}: "
+                      f"{self.service.load_error}", file=sys.stderr, flush=True)
+            if self._stop.wait(self.every_s):
+                return
+
+
+def _warm_rows(served: Any) -> Any:
+    """A one-row frame of plausible values for the warm-up call (never logged)."""
+    import pandas as pd
+
+    transform = None
+    steps = getattr(served.model, "named_steps", None)
+    if steps is not None:
+        transform = steps.get("features")
+    row: dict[str, Any] = {}
+    for name, kind in served.schema.fields.items():
+        row[name] = {"number": 0.0, "timestamp": pd.Timestamp("2020-01-01", tz="UTC")}.get(
+            kind, "x")
+    for name in served.schema.features:
+        row[name] = None
+    if transform is not None:
+        for column, (fill, _c, _s) in getattr(transform, "numeric_stats_", {}).items():
+            row.setdefault(column, fill)
+    return pd.DataFrame([row])
+
+
+def create_app(settings: Settings, preload: bool = False) -> Any:
+    """The app one worker serves. One process loads the model in the background (/health
+    answers at once, /ready once the version is loaded); with `preload` (each of several
+    workers sharing one socket) a worker accepts connections only once its model is loaded,
+    so no request reaches a worker that would answer 503."""
+    loaded = load_pipeline(settings.spec, settings.overrides)
+    serve = serve_spec(loaded, settings)
+    service, source = build_service(loaded, serve)
+    refresher = Refresher(service, source, serve.model, serve.refresh_s)
+    service.metrics.workers.labels(service.model_name).set(1)
+
+    def shutdown() -> None:
+        refresher.stop()
+        service.batcher.close()
+        if service.log is not None:
+            service.log.close()  # what is buffered becomes a file before the process ends
+
+    async def start() -> None:
+        if preload:
+            import asyncio
+            import contextlib
+
+            with contextlib.suppress(Exception):  # the loop below retries and says why
+                await asyncio.to_thread(refresher.check)
+        refresher.start()
+
+    return build_app(service, on_startup=[start], on_shutdown=[shutdown])
+
+
+def app_from_env() -> Any:
+    """uvicorn's factory in each `--workers` process."""
+    return create_app(Settings.from_env(), preload=True)
+
+
+def run(settings: Settings) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM: uvicorn drains, the log is flushed)."""
+    loaded = load_pipeline(settings.spec, settings.overrides)
+    serve = serve_spec(loaded, settings)
+    model_name(loaded)
+    with applied(step_environment(loaded)):
+        options: dict[str, Any] = {"host": serve.host, "port": serve.port, "http": NoDelayHttpTools,
+                                   "loop": "uvloop", "log_level": "warning",
+                                   "timeout_graceful_shutdown": 10}
+        print(f"loopline serve: {loaded.spec.registry.model_name}@{serve.model} on "  # type: ignore[union-attr]
+              f"http://{serve.host}:{serve.port} ({serve.workers} worker"
+              f"{'s' if serve.workers > 1 else ''}); log: "
+              f"{log_folder(loaded) if serve.log.enabled else 'off'}", flush=True)
+        monitor = MonitorLoop(loaded, serve.monitoring.every_s) \
+            if loaded.spec.serve is not None and serve.log.enabled else None
+        if monitor is not None:
+            monitor.start()
+        try:
+            _run_uvicorn(settings, serve, options)
+        finally:
+            if monitor is not None:
+                monitor.stop()
+
+
+def _run_uvicorn(settings: Settings, serve: ServeSpec, options: dict[str, Any]) -> None:
+    import uvicorn
+
+    if serve.workers == 1:
+        os.environ.pop(MULTIPROC_ENV, None)  # one process: metrics in memory
+        uvicorn.run(create_app(settings), **options)
+        return
+    with tempfile.TemporaryDirectory(prefix="loopline-metrics-") as metrics_dir:
+        os.environ[MULTIPROC_ENV] = os.environ[WORKERS_DIR_ENV] = metrics_dir
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        uvicorn.run("loopline.serving.server:app_from_env", factory=True,
+                    workers=serve.workers, **options)
