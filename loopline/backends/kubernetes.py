@@ -49,9 +49,9 @@ def pod_env(env: StepEnvironment, extra: dict[str, str]) -> list[dict[str, Any]]
     values, its secrets as `secretKeyRef`s (Kubernetes fills them; they never appear here)."""
     rendered: list[dict[str, Any]] = [{"name": k, "value": v}
                                       for k, v in {**env.values, **extra}.items()]
-    rendered += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret,
-                                                                "key": ref.key}}}
-                 for name, ref in env.secrets.items()]
+    rendered += [{"name": name, "valueFrom": {"secretKeyRef": {
+        "name": ref.secret, "key": ref.key, **({"optional": True} if ref.optional else {})}}}
+        for name, ref in env.secrets.items()]
     return rendered
 
 

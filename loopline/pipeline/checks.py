@@ -61,6 +61,7 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
     problems += _metric_problems(loaded, components)
     problems += _name_problems(loaded)
     problems += _retrain_problems(loaded, components)
+    problems += _alert_problems(loaded)
     if spec.registry is None and any(c.touches_registry for c in components.values()):
         problems.append(doc.problem(("registry",), "a step uses the model registry: "
                                     "add registry.model_name"))
@@ -181,3 +182,15 @@ def _retrain_problems(loaded: LoadedSpec, components: dict[str, Component]) -> l
         problems.append(doc.problem(("retrain", "pipeline"),
                                     f"{retrain.pipeline} not found under {loaded.project_root}"))
     return problems
+
+
+def _alert_problems(loaded: LoadedSpec) -> list[SpecProblem]:
+    """A route's variable must be a declared secret: pods (Airflow, KFP) get only those, from
+    a Kubernetes secret, so an undeclared one would alert locally and stay silent there."""
+    alerts, spec = loaded.spec.alerts, loaded.spec
+    if alerts is None:
+        return []
+    return [loaded.doc.problem(("alerts", "routes", index, "secret"),
+                               f"{route.secret} is not declared under secrets: (pods get it "
+                               "from a Kubernetes secret)")
+            for index, route in enumerate(alerts.routes) if route.secret not in spec.secrets]

@@ -41,9 +41,10 @@ class StepEnvironment:
     profile: str | None = None
 
     def missing_secrets(self, environ: MutableMapping[str, str] | None = None) -> list[str]:
-        """Declared secrets this process lacks (empty counts as missing)."""
+        """Required secrets this process lacks (empty counts as missing)."""
         environ = os.environ if environ is None else environ
-        return [name for name in self.secrets if not environ.get(name)]
+        return [name for name, ref in self.secrets.items()
+                if not ref.optional and not environ.get(name)]
 
 
 def _text(value: object) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from loopline.components.contract import StepFailed, StepResult
 from loopline.components.registry import get as registry_component
+from loopline.runtime import alerting
 from loopline.runtime.cache_key import MissingInput, StepPlan, plan_step
 from loopline.runtime.context import Run, StepRunContext, lineage_facts
 from loopline.runtime.hashing import path_md5
@@ -66,8 +67,16 @@ def execute_step(run: Run, step: str, index: int = 1, total: int = 1,
                  force: bool = False, retries: int | None = None) -> StepOutcome:
     """Run (or reuse) one step and commit its outputs atomically; never raises for step errors.
 
-    `retries` overrides the spec's: orchestrators that retry tasks themselves pass 0.
+    `retries` overrides the spec's: orchestrators that retry tasks themselves pass 0. What
+    the outcome says (a failure, a failed gate, drift) goes to the spec's `alerts:` routes.
     """
+    outcome = _execute_step(run, step, index, total, force, retries)
+    alerting.after_step(run, step, outcome)
+    return outcome
+
+
+def _execute_step(run: Run, step: str, index: int, total: int, force: bool,
+                  retries: int | None) -> StepOutcome:
     loaded, store, hooks = run.loaded, run.store, run.hooks
     pipeline = loaded.spec.name
     started = time.perf_counter()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.integrations import mlflow_registry as reg
+from loopline.runtime import alerting
 from loopline.runtime.tracking import resolve_uris
 from loopline.spec.load import LoadedSpec
 
@@ -83,10 +84,13 @@ def decide(loaded: LoadedSpec, summary: dict[str, Any], orchestrator: str, run_r
 
 
 def record(loaded: LoadedSpec, trigger: Trigger, **facts: Any) -> dict[str, Any]:
-    """Write the trigger into the model's history; later drift events see it (cooldown)."""
+    """Write the trigger into the model's history; later drift events see it (cooldown).
+    Every backend records here, so this is where `retrain.started` is raised."""
     assert trigger.retrain
     client, name = _client(loaded)
-    return reg.record_event(client, name, **trigger.event, **facts)
+    recorded = reg.record_event(client, name, **trigger.event, **facts)
+    alerting.emit(loaded, alerting.retrain_started(loaded, {**trigger.event, **facts}))
+    return recorded
 
 
 def record_failure(loaded: LoadedSpec, trigger: Trigger, run_id: str, error: str) -> None:

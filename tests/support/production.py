@@ -34,7 +34,9 @@ class Stack:
                  ("loopline-s3", "secret-access-key"): "AWS_SECRET_ACCESS_KEY",
                  ("loopline-feast", "registry-url"): "LOOPLINE_FEAST_REGISTRY_URL",
                  ("loopline-feast", "redis"): "LOOPLINE_FEAST_REDIS",
-                 ("loopline-mlflow", "lock-url"): "LOOPLINE_LOCK_URL"}
+                 ("loopline-mlflow", "lock-url"): "LOOPLINE_LOCK_URL",
+                 ("loopline-alerts", "slack-webhook"): "LOOPLINE_SLACK_WEBHOOK",
+                 ("loopline-alerts", "pagerduty-routing-key"): "LOOPLINE_PAGERDUTY_KEY"}
         return {names[ref]: value for ref, value in self.secrets.items()}
 
 
@@ -52,5 +54,8 @@ def production_stack(tmp: Path, redis_db: int,
                 ("loopline-feast", "registry-url"): postgres_url(feast_db),
                 ("loopline-feast", "redis"): f"127.0.0.1:6379,db={redis_db}",
                 ("loopline-mlflow", "lock-url"): postgres_url(feast_db),
+                # Nothing listens there: alerts are reported as not delivered, never raised.
+                ("loopline-alerts", "slack-webhook"): "http://127.0.0.1:9/slack",
+                ("loopline-alerts", "pagerduty-routing-key"): "not-a-real-routing-key",
             }
             yield Stack(s3, mlflow, secrets)

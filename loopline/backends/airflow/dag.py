@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from loopline.backends.airflow.assets import retrain_asset, step_assets
+from loopline.backends.airflow.task import failure_callback
 from loopline.backends.base import step_fingerprint
 from loopline.backends.kubernetes import pod_env, pod_resources, step_command, step_image
 from loopline.pipeline.load import load_pipeline
@@ -86,6 +87,7 @@ def _retrain_operator(loaded: LoadedSpec, spec_path: str, target: str) -> Any:
         task_id="retrain", python_callable=retrain_trigger, outlets=[retrain_asset(target)],
         op_kwargs={"spec_path": spec_path, "run_id": "{{ run_id }}",
                    "params_json": "{{ params | tojson }}", "target": target},
+        on_failure_callback=failure_callback(spec_path),
         doc_md=f"Starts `{target}` when the drift summary says retrain (skipped otherwise).")
 
 
@@ -102,6 +104,7 @@ def _operator(loaded: LoadedSpec, step: str, spec_path: str) -> Any:
         "execution_timeout": timedelta(seconds=timeout) if timeout else None,
         "outlets": step_assets(loaded, step),
         "doc_md": spec.steps[step].description or f"`{spec.steps[step].component}`",
+        "on_failure_callback": failure_callback(spec_path),  # step.failed alerts
     }
     if gpu:
         common["queue"] = GPU_QUEUE  # Celery: only workers on GPU machines listen here
@@ -149,7 +152,9 @@ def _pod_operator(loaded: LoadedSpec, step: str, spec_path: str, isolation: Any,
         env_vars=[k8s.V1EnvVar(name=e["name"], value=e.get("value"), value_from=(
             k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(
                 name=e["valueFrom"]["secretKeyRef"]["name"],
-                key=e["valueFrom"]["secretKeyRef"]["key"])) if "valueFrom" in e else None))
+                key=e["valueFrom"]["secretKeyRef"]["key"],
+                optional=e["valueFrom"]["secretKeyRef"].get("optional")))
+                                 if "valueFrom" in e else None))
             for e in env],
         container_resources=k8s.V1ResourceRequirements(requests=pod.requests or None,
                                                        limits=pod.limits or None),

@@ -6,7 +6,9 @@ small enough that `external_python` can call it in another interpreter.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -76,3 +78,31 @@ def retrain_trigger(spec_path: str, run_id: str, target: str, params_json: str =
             k: event.get(k) for k in ("reason", "key", "champion", "drift_pipeline", "run")}
     print(f"retraining {target}: {trigger.reason}")
     return trigger.to_json()
+
+
+def failure_callback(spec_path: str) -> Callable[[Any], None]:
+    """Each task's `on_failure_callback` (cheap to build while a DAG file is parsed)."""
+    return functools.partial(alert_failure, spec_path)
+
+
+def alert_failure(spec_path: str, context: Any) -> None:
+    """After Airflow's last try (retries exhausted, a verdict, a timeout, a killed pod):
+    `step.failed` through the spec's alert routes. The executor leaves step failures on
+    Airflow to this callback, so a try that Airflow retries never pages anyone."""
+    try:
+        import json
+
+        from loopline.pipeline.load import load_pipeline_with_values
+        from loopline.runtime import alerting
+        from loopline.spec.params import values_from_json
+
+        params = context.get("params") or {}
+        values = json.dumps({key: params[key] for key in params}, default=str)
+        loaded = load_pipeline_with_values(spec_path, values_from_json(values, "params"))
+        ti = context.get("ti") or context.get("task_instance")
+        error = context.get("exception")
+        alerting.emit(loaded, alerting.step_failed(
+            loaded, ti.task_id, f"{type(error).__name__}: {error}" if error else "failed",
+            str(context.get("run_id")), "airflow", try_number=getattr(ti, "try_number", None)))
+    except Exception as exc:  # noqa: BLE001 - a callback never fails what called it
+        print(f"alert: step.failed not sent: {type(exc).__name__}: {exc}", file=sys.stderr)

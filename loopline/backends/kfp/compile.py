@@ -114,7 +114,8 @@ def _environment(task: Any, env: StepEnvironment) -> None:
         task.set_env_variable(name, value)
     for name, ref in env.secrets.items():
         kubernetes.use_secret_as_env(task, secret_name=ref.secret,
-                                     secret_key_to_env={ref.key: name})
+                                     secret_key_to_env={ref.key: name},
+                                     optional=ref.optional)
 
 
 def _resources(task: Any, resources: Any) -> None:

@@ -29,7 +29,8 @@ def test_values_come_from_env_and_the_profile_secrets_stay_references(
     assert local.values == {}  # every platform value is empty here: nothing is set
     assert set(local.secrets) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                   "LOOPLINE_FEAST_REGISTRY_URL", "LOOPLINE_FEAST_REDIS",
-                                  "LOOPLINE_LOCK_URL"}
+                                  "LOOPLINE_LOCK_URL", "LOOPLINE_SLACK_WEBHOOK",
+                                  "LOOPLINE_PAGERDUTY_KEY"}
     monkeypatch.setenv("LOOPLINE_PROFILE", "production")
     env = step_environment(load_pipeline(spec))
     assert env.values == {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
@@ -40,6 +41,12 @@ def test_values_come_from_env_and_the_profile_secrets_stay_references(
     by_name = {e["name"]: e for e in rendered}
     assert by_name["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {
         "secretKeyRef": {"name": "loopline-s3", "key": "secret-access-key"}}}
+    # An alert route nobody configured: the pod starts without it.
+    assert by_name["LOOPLINE_SLACK_WEBHOOK"]["valueFrom"]["secretKeyRef"] == {
+        "name": "loopline-alerts", "key": "slack-webhook", "optional": True}
+    assert env.missing_secrets({}) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                       "LOOPLINE_FEAST_REGISTRY_URL", "LOOPLINE_FEAST_REDIS",
+                                       "LOOPLINE_LOCK_URL"]  # optional ones not required
     assert by_name["LOOPLINE_PROFILE"] == {"name": "LOOPLINE_PROFILE", "value": "production"}
     assert by_name["LOOPLINE_ORCHESTRATOR_RUN"]["value"] == "{{ run_id }}"
 
