@@ -1,7 +1,9 @@
 """`drift.evidently`: is production data still like the champion's training data?
 
 Reference: the champion's own training rows, fetched through its model version's lineage.
-Current: the latest batches `predict.batch` kept (or a `current` input). Statistics are
+Current: the latest batches `predict.batch` kept (or a `current` input), or, with
+`current: log`, the last `log_window` of what `loopline serve` answered (its prediction log,
+with the labels `loopline feedback` joined). Statistics are
 Evidently's formulas computed once per column (drift_stats); Evidently renders the HTML
 report from a sample. The JSON summary is the contract of `loopline drift --json`.
 """
@@ -11,9 +13,9 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loopline.components.contract import (
     Component,
@@ -46,6 +48,11 @@ class DriftParams(ComponentParams):
         None, description="Where predict.batch keeps scored batches (same default: "
                           "monitoring/ under the artifact root).")
     window: int = Field(1, ge=1, description="How many of the latest batches form `current`.")
+    current: Literal["batches", "log"] = Field(
+        "batches", description="Where `current` comes from: the scored batches predict.batch "
+                               "kept, or the prediction log of `loopline serve`.")
+    log_window: str | int | float = Field(
+        "1d", description="With `current: log`: how far back the log is read (30m, 6h, 1d).")
     min_rows: int = Field(
         1000, ge=1, description="Fewer current rows: warn, decide nothing (PSI over ~100 "
                                 "categories is noise below a few thousand rows).")
@@ -55,6 +62,15 @@ class DriftParams(ComponentParams):
         0.05, ge=0, description="Retrain when labels show the primary metric this far below "
                                 "the champion's evaluation; null: off.")
     report_rows: int = Field(20_000, ge=100, description="Rows per side in the HTML report.")
+
+
+    @field_validator("log_window")
+    @classmethod
+    def _duration(cls, value: str | int | float) -> str | int | float:
+        from loopline.spec.durations import duration_seconds
+
+        duration_seconds(value)
+        return value
 
 
 def _check(params: DriftParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
@@ -68,12 +84,43 @@ def _check(params: DriftParams, _root: Path) -> list[tuple[tuple[str | int, ...]
     return []
 
 
-def _current(ctx: StepContext, params: DriftParams, model_name: str) -> tuple[Any, list[str]]:
+def _from_log(ctx: StepContext, params: DriftParams, model_name: str,
+              label: str | None) -> tuple[Any, list[str]]:
+    """The log's answered requests (status 200) as scored rows: the inputs and features
+    with `prediction` and `model_version`, the log's other columns dropped, and the
+    champion's label column where `loopline feedback` brought labels."""
+    from datetime import UTC, datetime, timedelta
+
+    from loopline.integrations import prediction_labels, prediction_log
+    from loopline.spec.durations import duration_seconds
+
+    folder = prediction_log.log_folder(ctx.artifacts_root, model_name)
+    until = datetime.now(UTC)
+    since = until - timedelta(seconds=duration_seconds(params.log_window))
+    frame = prediction_log.read(folder, since, until)
+    frame = frame[frame[prediction_log.STATUS] == 200]
+    if label and label not in frame.columns and not frame.empty:
+        labels = prediction_labels.read(prediction_labels.labels_folder(ctx.artifacts_root,
+                                                                         model_name))
+        if labels:
+            joined = prediction_labels.join(frame, labels)
+            if joined[prediction_labels.LABEL].notna().any():
+                frame = joined.rename(columns={prediction_labels.LABEL: label})
+    kept = (PREDICTION, MODEL_VERSION)
+    frame = frame[[c for c in frame.columns
+                   if c not in prediction_log.LOG_COLUMNS or c in kept]]
+    return frame.reset_index(drop=True), [f"{folder} {since.isoformat()}..{until.isoformat()}"]
+
+
+def _current(ctx: StepContext, params: DriftParams, model_name: str,
+             label: str | None = None) -> tuple[Any, list[str]]:
     import pandas as pd
 
     given = ctx.input_path("current")
     if given is not None:
         return pd.read_parquet(given), [str(given)]
+    if params.current == "log":
+        return _from_log(ctx, params, model_name, label)
     folder = monitoring.batch_folder(ctx.artifacts_root, ctx.project_root, params.monitoring,
                                      model_name)
     batches = monitoring.latest(folder, params.window)
@@ -179,7 +226,7 @@ def run(ctx: StepContext, params: DriftParams) -> StepResult:
         champion = resolve_for_step(ctx, params.model)
     except NoChampion as exc:
         return _write(ctx, _empty(f"{exc}; nothing compared, nothing triggered"))
-    current, window = _current(ctx, params, champion.name)
+    current, window = _current(ctx, params, champion.name, champion.info.get("label"))
     summary: dict[str, Any] = {"champion": {"name": champion.name, "version": champion.version},
                                "window": window}
     if len(current) < params.min_rows:

@@ -10,15 +10,30 @@ import argparse
 import os
 import sys
 
+from loopline.cli import (
+    alerts,
+    components,
+    dashboard,
+    drift,
+    features,
+    feedback,
+    init,
+    models,
+    monitor,
+    run,
+    serve,
+    spec,
+    suggest,
+)
 from loopline.cli import compile as compile_cmd
-from loopline.cli import components, drift, features, init, models, run, spec, suggest
 from loopline.cli.common import EXIT_FAILED, CommandError, Subcommands
 
 # In the order `loopline --help` lists them.
 REGISTER = (spec.register_validate, run.register_run, drift.register, run.register_step,
             compile_cmd.register_compile, compile_cmd.register_submit, spec.register_schema,
             suggest.register, components.register, init.register, features.register,
-            models.register)
+            models.register, serve.register, serve.register_replay, monitor.register,
+            feedback.register, dashboard.register, alerts.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,6 +74,9 @@ def _list(client: object, args: argparse.Namespace) -> int:
 
 
 def _describe(event: dict[str, object]) -> str:
+    if event.get("kind") == "monitor":
+        return (f"{'monitor':>10} {event.get('check')} -> {event.get('state')} "
+                f"(v{event.get('version')})  {event.get('reason')}")
     if event.get("kind") == "retrain_failed":
         return f"{'retrain':>10} failed: run {event.get('run')}  {event.get('reason')}"
     if event.get("kind") == "retrain":

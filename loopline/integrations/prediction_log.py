@@ -196,6 +196,8 @@ def read(folder: str, since: datetime | None = None, until: datetime | None = No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if columns is not None and TIME not in columns:
+        columns = [TIME, *columns]  # the window is cut on it
     tables = []
     for uri in files(folder, since, until):
         fs, path = filesystem(uri)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from loopline.spec.load import LoadedSpec
 
 
 class MonitorLoop:
-    def __init__(self, loaded: LoadedSpec, every_s: float) -> None:
+    def __init__(self, loaded: LoadedSpec, every_s: float,
+                 on_result: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.loaded = loaded
         self.every_s = every_s
+        self.on_result = on_result
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="live-checks", daemon=True)
 
@@ -31,7 +34,10 @@ class MonitorLoop:
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                report(self.evaluate())
+                result = self.evaluate()
+                report(result)
+                if self.on_result is not None:
+                    self.on_result(result)
             except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop serving
                 print(f"live checks: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr,
                       flush=True)
@@ -44,5 +50,9 @@ class MonitorLoop:
 
 def report(result: dict[str, Any]) -> None:
     """One line per check that changed state (breached, recovered); quiet otherwise."""
-    for transition in result.get("transitions") or []:
-        print(f"live check {transition}", flush=True)
+    for flip in result.get("transitions") or []:
+        print(f"live check {flip.get('check')} {flip.get('to')} "
+              f"(v{flip.get('version')}): {flip.get('detail')}", flush=True)
+    retrain = result.get("retrain") or {}
+    if retrain.get("retrain"):
+        print(f"live checks started retraining: {retrain.get('reason')}", flush=True)

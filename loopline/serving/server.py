@@ -168,22 +168,18 @@ def _warm_rows(served: Any) -> Any:
     return pd.DataFrame([row])
 
 
-def create_app(settings: Settings, preload: bool = False) -> Any:
+def create_app(settings: Settings, preload: bool = False, watch: bool = False) -> Any:
     """The app one worker serves. One process loads the model in the background (/health
     answers at once, /ready once the version is loaded); with `preload` (each of several
     workers sharing one socket) a worker accepts connections only once its model is loaded,
-    so no request reaches a worker that would answer 503."""
+    so no request reaches a worker that would answer 503. With `watch` it also runs the live
+    checks and exports their figures (`loopline_live_metric`)."""
     loaded = load_pipeline(settings.spec, settings.overrides)
     serve = serve_spec(loaded, settings)
     service, source = build_service(loaded, serve)
     refresher = Refresher(service, source, serve.model, serve.refresh_s)
     service.metrics.workers.labels(service.model_name).set(1)
-
-    def shutdown() -> None:
-        refresher.stop()
-        service.batcher.close()
-        if service.log is not None:
-            service.log.close()  # what is buffered becomes a file before the process ends
+    monitor = live_checks(loaded, serve, service) if watch else None
 
     async def start() -> None:
         if preload:
@@ -193,8 +189,34 @@ def create_app(settings: Settings, preload: bool = False) -> Any:
             with contextlib.suppress(Exception):  # the loop below retries and says why
                 await asyncio.to_thread(refresher.check)
         refresher.start()
+        if monitor is not None:
+            monitor.start()
+
+    def shutdown() -> None:
+        refresher.stop()
+        if monitor is not None:
+            monitor.stop()
+        service.batcher.close()
+        if service.log is not None:
+            service.log.close()  # what is buffered becomes a file before the process ends
 
     return build_app(service, on_startup=[start], on_shutdown=[shutdown])
+
+
+def live_checks(loaded: LoadedSpec, serve: ServeSpec,
+                service: Service | None = None) -> MonitorLoop | None:
+    """The live checks loop, for a spec with a `serve:` block and the log on."""
+    if loaded.spec.serve is None or not serve.log.enabled:
+        return None
+
+    def export(result: dict[str, Any]) -> None:
+        metric = (result.get("checks") or {}).get("metric") or {}
+        if service is not None and metric.get("value") is not None and result.get("version"):
+            service.metrics.live_metric.labels(service.model_name, str(result["version"]),
+                                               str(metric.get("metric", "metric"))).set(
+                float(metric["value"]))
+
+    return MonitorLoop(loaded, serve.monitoring.every_s, export)
 
 
 def app_from_env() -> Any:
@@ -215,8 +237,8 @@ def run(settings: Settings) -> None:
               f"http://{serve.host}:{serve.port} ({serve.workers} worker"
               f"{'s' if serve.workers > 1 else ''}); log: "
               f"{log_folder(loaded) if serve.log.enabled else 'off'}", flush=True)
-        monitor = MonitorLoop(loaded, serve.monitoring.every_s) \
-            if loaded.spec.serve is not None and serve.log.enabled else None
+        # One process runs the live checks: the server itself, or the workers' parent.
+        monitor = live_checks(loaded, serve) if serve.workers > 1 else None
         if monitor is not None:
             monitor.start()
         try:
@@ -231,7 +253,7 @@ def _run_uvicorn(settings: Settings, serve: ServeSpec, options: dict[str, Any]) 
 
     if serve.workers == 1:
         os.environ.pop(MULTIPROC_ENV, None)  # one process: metrics in memory
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, watch=True), **options)
         return
     with tempfile.TemporaryDirectory(prefix="loopline-metrics-") as metrics_dir:
         os.environ[MULTIPROC_ENV] = os.environ[WORKERS_DIR_ENV] = metrics_dir
