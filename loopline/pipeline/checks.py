@@ -62,6 +62,9 @@ def component_problems(loaded: LoadedSpec) -> list[SpecProblem]:
     problems += _name_problems(loaded)
     problems += _retrain_problems(loaded, components)
     problems += _alert_problems(loaded)
+    if spec.serve is not None and spec.registry is None:
+        problems.append(doc.problem(("serve",), "answers with a registered model: add "
+                                    "registry.model_name"))
     if spec.registry is None and any(c.touches_registry for c in components.values()):
         problems.append(doc.problem(("registry",), "a step uses the model registry: "
                                     "add registry.model_name"))

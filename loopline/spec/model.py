@@ -244,6 +244,11 @@ class PipelineSpec(_Frozen):
             check_schedule(value)
         return value
 
+    @field_validator("serve", mode="before")
+    @classmethod
+    def _serve_alone(cls, value: Any) -> Any:
+        return {} if value is None else value  # `serve:` alone: serve with every default
+
     @model_validator(mode="after")
     def _environment(self) -> PipelineSpec:
         for name in (*self.env, *self.secrets):

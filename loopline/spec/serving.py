@@ -6,9 +6,7 @@ forms as `retrain.cooldown` (90, "45s", "30m", "1h").
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loopline.spec.durations import duration_seconds
 
@@ -138,11 +136,6 @@ class ServeSpec(_Frozen):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
     _durations = field_validator("refresh", "feature_cache")(_check_duration)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nothing(cls, value: Any) -> Any:
-        return {} if value is None else value  # `serve:` alone: every default
 
     @property
     def refresh_s(self) -> float:

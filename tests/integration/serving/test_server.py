@@ -286,3 +286,19 @@ def test_two_workers_share_the_port_and_one_scrape_sees_both(project: Path) -> N
                     if line.startswith("loopline_requests_total") and 'status="200"' in line
                     and 'endpoint="predict"' in line]
     assert served_total and float(served_total[0].rsplit(" ", 1)[1]) == 40.0
+
+
+def test_replay_sends_real_rows_and_reports_percentiles(project: Path) -> None:
+    """`loopline replay` against a running server: every row of the hour becomes a request
+    carrying what /schema asks for; the server logs each one."""
+    rows = project / "artifacts" / "score_hour" / "ingest" / "train.parquet"
+    folder = plog.log_folder(str(project / "artifacts"), MODEL)
+    with served(project) as server:
+        before = len(plog.read(folder))
+        done = subprocess_cli("replay", "pipelines/flights.yaml", "--url", server.url,
+                              "--rows", str(rows), "--time-column", "time_hour",
+                              "--requests", "40", "--concurrency", "4", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "replayed 40 rows in" in done.stdout and "0 failed" in done.stdout
+    assert "p99" in done.stdout
+    assert len(plog.read(folder)) - before == 40
