@@ -13,9 +13,13 @@ from loopline.cli.common import EXIT_FAILED, EXIT_OK, Subcommands, load, spec_co
 def cmd_serve(args: argparse.Namespace) -> int:
     from loopline.serving.server import Settings, run
 
-    run(Settings(spec=args.file, overrides=args.set or [], host=args.host, port=args.port,
-                 workers=args.workers, model=args.model,
-                 log=False if args.no_log else None))
+    try:
+        run(Settings(spec=args.file, overrides=args.set or [], host=args.host, port=args.port,
+                     workers=args.workers, model=args.model,
+                     log=False if args.no_log else None))
+    except ValueError as exc:  # no registry.model_name: nothing to serve
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

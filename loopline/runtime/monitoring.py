@@ -317,25 +317,11 @@ def retraining_spec(loaded: LoadedSpec) -> LoadedSpec | None:
     """The spec whose `retrain:` block live breaches go through: this spec's own, else the
     drift spec beside it that retrains it (so drift and live checks share one trigger, one
     cooldown and one history)."""
-    from loopline.spec.errors import SpecError
-    from loopline.spec.load import load_spec
-
     if loaded.spec.retrain is not None:
         return loaded
-    mine = loaded.path.resolve()
-    for path in sorted(loaded.path.parent.glob("*.y*ml")):
-        if path.resolve() == mine:
-            continue
-        try:
-            other = load_spec(path)
-        except (SpecError, OSError, ValueError):
-            continue
-        rule = other.spec.retrain
-        if rule is not None and other.spec.registry is not None and \
-                other.spec.registry.model_name == model_name(loaded) and \
-                other.resolve_path(rule.pipeline).resolve() == mine:
-            return other
-    return None
+    return next((other for other in retrain.drift_specs_retraining(loaded)
+                 if other.spec.registry is not None
+                 and other.spec.registry.model_name == model_name(loaded)), None)
 
 
 def _retrain(loaded: LoadedSpec, spec: MonitoringSpec, served: ModelVersion,

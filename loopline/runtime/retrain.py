@@ -123,3 +123,24 @@ def drift_summary(loaded: LoadedSpec) -> dict[str, Any]:
                                           entry["hash"]).read_text())
     summary["report"] = store.uri(pipeline, step, manifest["outputs"]["report"]["path"])
     return dict(summary)
+
+
+def drift_specs_retraining(loaded: LoadedSpec) -> list[LoadedSpec]:
+    """The specs beside `loaded` (in its folder) whose `retrain.pipeline` names it: where its
+    drift summaries come from, and the trigger its live checks share with drift."""
+    from loopline.spec.errors import SpecError
+    from loopline.spec.load import load_spec
+
+    found = []
+    mine = loaded.path.resolve()
+    for path in sorted(loaded.path.parent.glob("*.y*ml")):
+        if path.resolve() == mine:
+            continue
+        try:
+            other = load_spec(path)
+        except (SpecError, OSError, ValueError):
+            continue
+        rule = other.spec.retrain
+        if rule is not None and other.resolve_path(rule.pipeline).resolve() == mine:
+            found.append(other)
+    return found

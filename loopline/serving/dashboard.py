@@ -104,22 +104,9 @@ def read_log(folder: str, root: str, model: str, sources: Sources) -> pd.DataFra
 def drift_specs(loaded: LoadedSpec) -> list[Path]:
     """The drift specs beside `loaded` that retrain it (the specs in its folder whose
     `retrain.pipeline` names it): where its drift summaries come from."""
-    from loopline.spec.errors import SpecError
-    from loopline.spec.load import load_spec
+    from loopline.runtime.retrain import drift_specs_retraining
 
-    found = []
-    mine = loaded.path.resolve()
-    for path in sorted(loaded.path.parent.glob("*.y*ml")):
-        if path.resolve() == mine:
-            continue
-        try:
-            other = load_spec(path)
-        except (SpecError, OSError, ValueError):
-            continue
-        retrain = other.spec.retrain
-        if retrain is not None and (other.project_root / retrain.pipeline).resolve() == mine:
-            found.append(path)
-    return found
+    return [other.path for other in drift_specs_retraining(loaded)]
 
 
 def latest_drift(loaded: LoadedSpec, drift_spec: Path | None) -> tuple[dict[str, Any] | None,

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from loopline.integrations import prediction_log as plog
 from loopline.pipeline.load import load_pipeline
 from loopline.runtime.environment import applied, step_environment
+from loopline.runtime.monitoring import model_name
 from loopline.runtime.tracking import resolve_uris
 from loopline.serving.app import Service, build_app
 from loopline.serving.metrics import MULTIPROC_ENV, WORKERS_DIR_ENV
@@ -75,13 +76,6 @@ def serve_spec(loaded: LoadedSpec, settings: Settings) -> ServeSpec:
     if settings.log is not None:
         changes["log"] = serve.log.model_copy(update={"enabled": settings.log})
     return serve.model_copy(update=changes)
-
-
-def model_name(loaded: LoadedSpec) -> str:
-    if loaded.spec.registry is None:
-        raise ValueError(f"{loaded.display}: registry.model_name is not set; `loopline serve` "
-                         "serves a registered model")
-    return loaded.spec.registry.model_name
 
 
 def log_folder(loaded: LoadedSpec) -> str:

@@ -62,16 +62,18 @@ def _batch(project: Path) -> pd.DataFrame:
     return pd.read_parquet(project / "artifacts" / "score_hour" / "score" / "predictions.parquet")
 
 
-def _materialize_up_to(project: Path, moment: pd.Timestamp) -> None:
+def _materialize_up_to(project: Path, moment: pd.Timestamp,
+                       config: str = "feature_store.yaml") -> None:
     """A fresh online store with each entity's latest features at or before `moment`."""
     script = f"""
 import pandas as pd
 from pathlib import Path
 from loopline.integrations.feast import open_store
 repo = Path({str(project / 'feature_repo')!r})
-(repo / "data" / "online.db").unlink(missing_ok=True)
+if {config!r} == "feature_store.yaml":
+    (repo / "data" / "online.db").unlink(missing_ok=True)
 end = pd.Timestamp({moment.isoformat()!r})
-store = open_store(repo)
+store = open_store(repo, config={config!r})
 store.materialize(start_date=(end - pd.Timedelta(days=3)).to_pydatetime(),
                   end_date=(end + pd.Timedelta(seconds=1)).to_pydatetime())
 """
@@ -302,3 +304,32 @@ def test_replay_sends_real_rows_and_reports_percentiles(project: Path) -> None:
     assert "replayed 40 rows in" in done.stdout and "0 failed" in done.stdout
     assert "p99" in done.stdout
     assert len(plog.read(folder)) - before == 40
+
+
+def test_a_redis_online_store_is_one_line_of_config(project: Path, redis_db: int) -> None:
+    """The same answers from Redis (127.0.0.1:6379; under CI=true it must be there):
+    `serve.feature_store` names a config whose online store is Redis."""
+    repo = project / "feature_repo"
+    config = (repo / "feature_store.yaml").read_text().replace(
+        "online_store:\n  type: sqlite\n  path: data/online.db",
+        f'online_store:\n  type: redis\n  connection_string: "127.0.0.1:6379,db={redis_db}"')
+    assert "type: redis" in config
+    (repo / "feature_store.redis.yaml").write_text(config)
+    batch = _batch(project)
+    _materialize_up_to(project, batch["time_hour"].max(), "feature_store.redis.yaml")
+    spec = (project / "pipelines" / "flights.yaml").read_text()
+    (project / "pipelines" / "flights_redis.yaml").write_text(
+        spec.replace("name: flights\n", "name: flights_redis\n", 1).replace(
+            "feature_store: ${platform.feature_store}",
+            "feature_store: feature_store.redis.yaml"))
+    assert "feature_store.redis.yaml" in (project / "pipelines" / "flights_redis.yaml").read_text()
+    try:
+        with served(project, "pipelines/flights_redis.yaml", "--no-log") as server:
+            fields = [f["name"] for f in server.get("/schema")[1]["fields"]]
+            status, answer = server.post("/predict/batch",
+                                         {"rows": _requests(project, fields)})
+    finally:
+        (project / "pipelines" / "flights_redis.yaml").unlink()
+    assert status == 200, answer
+    assert max(abs(a - b) for a, b in zip(answer["predictions"], batch["prediction"],
+                                          strict=True)) < 1e-9
