@@ -271,7 +271,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
         only = os.environ.get("BENCH_ONLY",
-                              "core,feast,airflow,torch,drift,production").split(",")
+                              "core,feast,airflow,torch,drift,production,serving").split(",")
         if "core" in only:
             bench_cli(project)
             bench_overhead(project, repeats)
@@ -298,6 +298,10 @@ def main() -> None:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "production_profile.py")],
                            env=ENV, check=True, stderr=subprocess.DEVNULL)
+        if "serving" in only:  # loopline serve vs mlflow models serve, on loopback
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "serving.py")], env=ENV,
+                           check=True)
 
 
 if __name__ == "__main__":
