@@ -50,7 +50,7 @@ class Service:
         self.log = log
         self.batcher = Batcher(lambda jobs: run_jobs(jobs, serve.missing_features),
                                serve.batching.max_batch, serve.batching.max_wait_ms,
-                               serve.batching.enabled)
+                               serve.batching.enabled, serve.model_threads)
         self.load_error: str | None = None
 
     # -- endpoints -----------------------------------------------------------------------

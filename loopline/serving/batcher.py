@@ -17,12 +17,13 @@ from loopline.serving.predictor import Job
 
 class Batcher:
     def __init__(self, run: Callable[[list[Job]], None], max_batch: int, max_wait_ms: float,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, threads: int | None = None) -> None:
         self._run = run
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self.enabled = enabled
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model",
+                                        initializer=_limit_threads, initargs=(threads,))
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[None]]] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.batches = 0
@@ -76,3 +77,12 @@ class Batcher:
         if self._consumer is not None:
             self._consumer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _limit_threads(threads: int | None) -> None:
+    """OpenMP/BLAS threads of calls made on the model thread (OpenMP's limit is per thread)."""
+    if threads is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)

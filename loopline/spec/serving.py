@@ -130,6 +130,11 @@ class ServeSpec(_Frozen):
     feature_cache: str | int | float = Field(
         "1s", description="Online features per entity reused this long (0: off).")
     max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Rows per batch request.")
+    model_threads: int | None = Field(
+        1, ge=1, le=256, description="OpenMP/BLAS threads of a model call; null: the "
+                                     "libraries' default. Concurrency comes from batching and "
+                                     "workers: fanning one small call out across cores cost "
+                                     "37-52% of throughput (docs/benchmarks.md).")
     missing_features: MissingFeatures = Field(default_factory=MissingFeatures)
     batching: Batching = Field(default_factory=Batching)
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
