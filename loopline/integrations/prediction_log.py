@@ -63,7 +63,8 @@ def write_file(folder: str, rows: list[dict[str, Any]], name: str | None = None)
     first = rows[0][TIME]
     name = name or f"{int(time.time() * 1000)}-{_HOST}-{os.getpid()}-{_next_seq()}.parquet"
     target = f"{folder}/{partition(first)}"
-    table = pa.Table.from_pylist(rows)
+    names = list(dict.fromkeys(name for row in rows for name in row))  # every row's columns
+    table = pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
     fs, path = filesystem(target)
     if not is_object_store(folder):
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,10 @@ def read(folder: str, since: datetime | None = None, until: datetime | None = No
     for uri in files(folder, since, until):
         fs, path = filesystem(uri)
         with fs.open(path, "rb") as handle:
-            tables.append(pq.read_table(handle, columns=columns))
+            parquet = pq.ParquetFile(handle)
+            wanted = None if columns is None else \
+                [c for c in columns if c in parquet.schema_arrow.names]  # older files: fewer
+            tables.append(parquet.read(columns=wanted))
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns or LOG_COLUMNS})
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()

@@ -171,6 +171,7 @@ def _evaluate(loaded: LoadedSpec, serve: ServeSpec, name: str, now: datetime,
         result["transitions"].append(_announce(loaded, name, served, transition,
                                                result["checks"][transition["check"]], tracking,
                                                registry))
+    _still_breached(loaded, name, served, result["checks"], {t["check"] for t in transitions})
     result["retrain"] = _retrain(loaded, spec, served, result, now, start)
     write_state(uri, {
         "model": name, "version": served.version, "evaluated_at": now.isoformat(),
@@ -301,6 +302,27 @@ def _announce(loaded: LoadedSpec, name: str, served: ModelVersion,
                     key=transition["check"])
     return {**transition, "version": served.version, "value": check.get("value"),
             "threshold": check.get("threshold"), "detail": check["detail"], "alerts": alerts}
+
+
+def _still_breached(loaded: LoadedSpec, name: str, served: ModelVersion,
+                    checks: dict[str, dict[str, Any]], flipped: set[str]) -> None:
+    """Raise a breach again at every evaluation it lasts: the open incident holds the repeat
+    back, unless its first delivery failed (a receiver down): then this one is the retry."""
+    if loaded.spec.alerts is None:
+        return
+    from loopline.integrations.alerts import event
+    from loopline.runtime.alerting import deliveries
+
+    for check, outcome in checks.items():
+        if outcome.get("state") != "breached" or check in flipped:
+            continue
+        summary = f"{name} v{served.version}: {check} breached: {outcome.get('detail')}"
+        for delivery in deliveries(loaded, event("monitor.breached", name, summary,
+                                                 {"check": check, "value": outcome.get("value"),
+                                                  "threshold": outcome.get("threshold")},
+                                                 key=check, severity=SEVERITY[check])):
+            if delivery.status == "sent":  # quiet while suppressed: once a minute is noise
+                print(f"alert: {delivery}", file=sys.stderr, flush=True)
 
 
 def _alert(loaded: LoadedSpec, kind: str, model: str, severity: str, summary: str,

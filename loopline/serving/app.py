@@ -24,6 +24,7 @@ from loopline.serving.metrics import Metrics
 from loopline.serving.predictor import Job, run_jobs
 from loopline.serving.router import Router
 from loopline.serving.schema import FieldError
+from loopline.serving.served_model import ServedModel
 from loopline.spec.serving import ServeSpec
 
 MAX_BODY = 16 * 1024 * 1024
@@ -67,8 +68,11 @@ class Service:
         if not self.router.ready:
             return _json({"ready": False, "model": self.model_name,
                           "error": self.load_error or "loading"}, 503)
-        return _json({"ready": True, "model": self.model_name,
-                      "versions": {r: m.number for r, m in self.router.served().items()}})
+        answer = {"ready": True, "model": self.model_name,
+                  "versions": {r: m.number for r, m in self.router.served().items()}}
+        if self.load_error:  # serving the loaded version; the new one failed to load
+            answer["error"] = self.load_error
+        return _json(answer)
 
     async def schema(self, _request: Request) -> Response:
         if not self.router.ready:
@@ -97,6 +101,9 @@ class Service:
         if not self.router.ready:
             return _json({"error": "model not loaded yet: " + (self.load_error or "loading")},
                          503), None
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return _problems([FieldError("body", f"larger than {MAX_BODY} bytes")], 413), None
         body = await request.body()
         if len(body) > MAX_BODY:
             return _problems([FieldError("body", f"larger than {MAX_BODY} bytes")], 413), None
@@ -104,10 +111,10 @@ class Service:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return _problems([FieldError("body", f"not JSON: {exc}")], 400), None
-        rows, errors = self._rows(payload, batch)
+        route, served = self.router.pick(_key(payload, served_keys(self.router)))
+        rows, errors = self._rows(payload, batch, served)  # checked by the version that answers
         if errors:
             return _problems(errors), None
-        route, served = self.router.pick(_key(rows[0], served_keys(self.router)))
         job = Job(rows, served, route, ids=[f"{request_id}-{i}" for i in range(len(rows))]
                   if batch else [request_id])
         await self.batcher.submit(job)
@@ -128,8 +135,8 @@ class Service:
             out.update(prediction=job.scores[0], missing_features=job.missing[0])
         return _json(out), job
 
-    def _rows(self, payload: Any, batch: bool) -> tuple[list[dict[str, Any]], list[FieldError]]:
-        served = self.router.pick("")[1]
+    def _rows(self, payload: Any, batch: bool,
+              served: ServedModel) -> tuple[list[dict[str, Any]], list[FieldError]]:
         field = "rows" if batch else "inputs"
         if not isinstance(payload, dict) or field not in payload:
             example = '{"rows": [{...}, ...]}' if batch else '{"inputs": {...}}'
@@ -179,8 +186,13 @@ def served_keys(router: Router) -> tuple[str, ...]:
     return served.schema.keys if served else ()
 
 
-def _key(row: dict[str, Any], keys: tuple[str, ...]) -> str:
-    return "|".join(str(row.get(k, "")) for k in keys)
+def _key(payload: Any, keys: tuple[str, ...]) -> str:
+    """The routing key: the first row's entity keys (a rollout keeps a caller on one version)."""
+    row = payload.get("inputs") if isinstance(payload, dict) else None
+    if row is None and isinstance(payload, dict) and isinstance(payload.get("rows"), list) \
+            and payload["rows"]:
+        row = payload["rows"][0]
+    return "|".join(str(row.get(k, "")) for k in keys) if isinstance(row, dict) else ""
 
 
 def _log_rows(job: Job, status: int, elapsed: float) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from loopline.spec.paths import location
 from loopline.spec.serving import ServeSpec
 
 SETTINGS_ENV = "LOOPLINE_SERVE_SETTINGS"  # how `--workers` processes learn what to serve
+RETRY_FAILED_S = 60.0  # a version that failed to load is tried again this much later
 
 
 class NoDelayHttpTools(HttpToolsProtocol):
@@ -99,6 +101,7 @@ class Refresher:
     def __init__(self, service: Service, source: Source, ref: str, every_s: float) -> None:
         self.service, self.source, self.ref, self.every_s = service, source, ref, every_s
         self._stop = threading.Event()
+        self._failed: dict[str, float] = {}  # version -> when it last failed to load
         self.thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
 
     def start(self) -> None:
@@ -115,8 +118,16 @@ class Refresher:
             if not wanted and current is None:
                 self.service.load_error = f"{self.source.name} has no {self.ref!r} version yet"
             return current.number if current else None
-        served = self.source.load(wanted)
-        served.predict(_warm_rows(served))  # first calls pay lazy initialisation, not a user
+        failed_at = self._failed.get(wanted)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_S:
+            return current.number if current else None  # tried lately; keep serving
+        try:
+            served = self.source.load(wanted)
+            served.predict(_warm_rows(served))  # first calls pay lazy initialisation
+        except Exception:
+            self._failed[wanted] = time.monotonic()
+            raise
+        self._failed.pop(wanted, None)
         previous = self.service.router.swap(CHAMPION, served)
         metrics, name = self.service.metrics, self.source.name
         if previous is not None:

@@ -90,3 +90,18 @@ def test_a_failed_write_is_counted_and_serving_goes_on(tmp_path: Path) -> None:
     log.append(_rows(1))
     log.close()
     assert log.errors >= 1 and log.rows_written == 0
+
+
+def test_a_file_keeps_every_rows_columns_and_older_files_read_alongside(tmp_path: Path) -> None:
+    """A 5xx row (no features) first in a flush must not drop the next rows' features, and a
+    column newer files have is read as null from older ones."""
+    folder = str(tmp_path / "log")
+    failed = plog.row("e1", T0, "3", "champion", 500, 2.0, None, (), "lookup failed",
+                      {"origin": "EWR"})
+    plog.write_file(folder, [failed, *_rows(2, T0 + timedelta(seconds=1))])
+    newer = [{**r, "visib": 10.0} for r in _rows(1, T0 + timedelta(minutes=1))]
+    plog.write_file(folder, newer)
+    frame = plog.read(folder, columns=["request_id", "temp", "visib"])
+    assert frame["request_id"].tolist() == ["e1", "r0", "r1", "r0"]
+    assert frame["temp"].isna().tolist() == [True, True, False, True]  # r0: missing temp
+    assert frame["visib"].isna().tolist() == [True, True, True, False]
