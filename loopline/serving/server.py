@@ -215,11 +215,15 @@ def live_checks(loaded: LoadedSpec, serve: ServeSpec,
         return None
 
     def export(result: dict[str, Any]) -> None:
+        if service is None:
+            return
         metric = (result.get("checks") or {}).get("metric") or {}
-        if service is not None and metric.get("value") is not None and result.get("version"):
+        if metric.get("value") is not None and result.get("version"):
             service.metrics.live_metric.labels(service.model_name, str(result["version"]),
                                                str(metric.get("metric", "metric"))).set(
                 float(metric["value"]))
+        for feature, score in latest_drift_scores(loaded).items():
+            service.metrics.drift_psi.labels(service.model_name, feature).set(score)
 
     return MonitorLoop(loaded, serve.monitoring.every_s, export)
 
@@ -251,6 +255,22 @@ def run(settings: Settings) -> None:
         finally:
             if monitor is not None:
                 monitor.stop()
+
+
+def latest_drift_scores(loaded: LoadedSpec) -> dict[str, float]:
+    """Per column, the score of the last drift run of the drift spec that retrains this one
+    (`loopline_drift_psi`); {} before any drift run."""
+    from loopline.runtime.retrain import drift_specs_retraining, drift_summary
+
+    for drift_spec in drift_specs_retraining(loaded):
+        try:
+            summary = drift_summary(drift_spec)
+        except (FileNotFoundError, OSError, ValueError, KeyError):
+            continue
+        return {column: float(figures["score"])
+                for column, figures in (summary.get("columns") or {}).items()
+                if isinstance(figures, dict) and figures.get("score") is not None}
+    return {}
 
 
 def _run_uvicorn(settings: Settings, serve: ServeSpec, options: dict[str, Any]) -> None:
