@@ -39,9 +39,12 @@ def _log_keys(folder: str, keys: list[str]) -> Any:
     from loopline.integrations import prediction_log
 
     try:  # `read` orders by time: it needs that column too
-        return prediction_log.read(folder, columns=list(dict.fromkeys([prediction_log.TIME,
-                                                                        *keys])))
-    except ValueError:  # pyarrow: a log file without one of the columns
+        log = prediction_log.read(folder, columns=list(dict.fromkeys([prediction_log.TIME,
+                                                                       *keys])))
+        if log.empty or all(k in log.columns for k in keys):
+            return log
+        raise ValueError("a key column is in no log file")
+    except ValueError:  # no log file has one of the columns
         import pyarrow.parquet as pq
 
         from loopline.integrations.filesystems import filesystem

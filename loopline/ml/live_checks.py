@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.ml.dashboard_rows import requests_only
-
 # The prediction log's own columns (integrations.prediction_log.LOG_COLUMNS, repeated here
 # because `ml` imports no integration; a unit test keeps the two equal).
 REQUEST_ID, TIME, MODEL_VERSION, ROUTE, STATUS = (
@@ -68,9 +66,7 @@ def _status(frame: pd.DataFrame) -> pd.Series:
 
 
 def error_rate(frame: pd.DataFrame, limit: float, min_requests: int) -> CheckResult:
-    """Share of requests answered with a 5xx (the server failed, not the caller); a batch
-    request counts once, not once per row."""
-    frame = requests_only(frame)
+    """Share of requests answered with a 5xx (the server failed, not the caller)."""
     requests = len(frame)
     if requests < min_requests:
         return _no_verdict("error_rate", f"{requests} requests (< min_requests {min_requests})",
@@ -104,7 +100,7 @@ def latency_baseline(frame: pd.DataFrame, version: str, window_s: float, min_req
     figure it is held to later. None while that first window is not over (ask again later);
     `p99_ms` None when it held fewer than `min_requests` (a fixed baseline is needed then:
     `p99_baseline_ms`)."""
-    rows = requests_only(_ok(_of_version(frame, version)))
+    rows = _ok(_of_version(frame, version))
     if rows.empty:
         return None
     times = pd.to_datetime(rows[TIME], utc=True)
@@ -123,7 +119,7 @@ def latency_baseline(frame: pd.DataFrame, version: str, window_s: float, min_req
 def latency(frame: pd.DataFrame, version: str | None, ratio: float, baseline_ms: float | None,
             min_requests: int) -> CheckResult:
     """p99 latency of the served version's successful requests vs `ratio` x its baseline."""
-    rows = requests_only(_ok(_of_version(frame, version)))
+    rows = _ok(_of_version(frame, version))
     threshold = None if baseline_ms is None else ratio * baseline_ms
     if len(rows) < min_requests:
         return _no_verdict("latency", f"{len(rows)} successful requests of v{version} "

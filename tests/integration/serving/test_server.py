@@ -46,6 +46,10 @@ steps:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Two registered versions (champion and another), the champion's batch scores of one
     hour of flights, and the online store holding the features known at that hour."""
+    import os
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # module scope: before the
+        os.environ.pop(name, None)  # per-test isolation; an in-process run may have set them
     root = trained_example(tmp_path_factory.mktemp("serving") / "flights")
     # A second registered version to move the alias to: v1 copied with its card (MLflow's
     # copy_model_version), which costs a second instead of a second training run.

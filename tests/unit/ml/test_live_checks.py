@@ -170,19 +170,3 @@ def test_a_single_bad_or_quiet_evaluation_never_flips() -> None:
     _, once = _run([True], hold=1)
     assert [t["to"] for t in once] == ["breached"]
 
-
-def test_a_batch_request_counts_once_not_once_per_row() -> None:
-    """A 1,000-row batch that failed is one failed request, not 1,000."""
-    import pandas as pd
-
-    from loopline.ml import live_checks
-
-    moment = pd.Timestamp("2026-11-26T07:00:00Z")
-    batch = pd.DataFrame({"time": [moment] * 1000, "latency_ms": [900.0] * 1000,
-                          "status": [500] * 1000, "model_version": ["3"] * 1000})
-    singles = pd.DataFrame({"time": [moment + pd.Timedelta(seconds=i + 1) for i in range(99)],
-                            "latency_ms": [5.0 + i / 100 for i in range(99)],
-                            "status": [200] * 99, "model_version": ["3"] * 99})
-    result = live_checks.error_rate(pd.concat([batch, singles], ignore_index=True), 0.05, 50)
-    assert result.figures == {"requests": 100, "errors": 1}
-    assert result.breached is False  # 1 % of requests, not 91 % of rows
