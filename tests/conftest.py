@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import copy_example
+from tests.support import copy_example, mlflow_uris_restored
 
 pytest_plugins = ["tests.support.s3_fixture"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from the same environment and leaves none of its own behind: an
+    in-process run exports MLflow's URIs and Feast sets PROMETHEUS_MULTIPROC_DIR on import,
+    and a later test in the same worker would otherwise inherit them (whichever ran first)."""
+    saved = dict(os.environ)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("LOOPLINE_RUN_ID", raising=False)
     monkeypatch.delenv("LOOPLINE_ORCHESTRATOR_RUN", raising=False)
     monkeypatch.delenv("LOOPLINE_PROFILE", raising=False)
@@ -23,6 +29,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
     # Specs in temporary projects name test components as `tests.support.<module>:ATTR`.
     monkeypatch.setenv("LOOPLINE_COMPONENT_PATH", str(Path(__file__).resolve().parents[1]))
+    with mlflow_uris_restored():
+        yield
+    monkeypatch.undo()
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture

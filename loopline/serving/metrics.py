@@ -26,6 +26,7 @@ class Metrics:
         # of its own (feast/metrics.py), and a scrape that followed it would find nothing.
         self.folder = os.environ.get(WORKERS_DIR_ENV)
         multi = self.multiprocess = bool(self.folder)
+        _pin_value_class(self.folder)
         if not multi:
             from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 
@@ -68,3 +69,18 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.folder)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _pin_value_class(folder: str | None) -> None:
+    """prometheus_client picks in-memory or file-backed values once, when it is first
+    imported, from PROMETHEUS_MULTIPROC_DIR, which importing Feast sets to a folder of its
+    own. Whichever was imported first would decide (and a file-backed value whose variable
+    was unset later fails on its first label), so the server decides instead, for the
+    whole process: files in our folder with several workers, memory otherwise."""
+    from prometheus_client import values
+
+    if folder:
+        os.environ[MULTIPROC_ENV] = folder
+        values.ValueClass = values.MultiProcessValue()
+    else:
+        values.ValueClass = values.MutexValue
