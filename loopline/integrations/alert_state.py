@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.integrations.filesystems import filesystem, is_object_store, write_text_whole
 
 FILE = "state.json"
 
@@ -152,10 +151,4 @@ def _read(folder: str) -> tuple[dict[str, Any], list[str]]:
 
 def _write(folder: str, state: dict[str, Any]) -> None:
     text = json.dumps(state, indent=1, sort_keys=True)
-    fs, path = filesystem(folder)
-    if is_object_store(folder):
-        fs.pipe_file(f"{path}/{FILE}", text.encode())  # one put: the object appears whole
-        return
-    staging = Path(path) / f".{FILE}.{os.getpid()}.tmp"
-    staging.write_text(text)
-    os.replace(staging, Path(path) / FILE)
+    write_text_whole(f"{folder.rstrip('/')}/{FILE}", text)

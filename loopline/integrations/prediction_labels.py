@@ -12,13 +12,11 @@ prediction (a correction). The log's reader never lists this folder (it reads on
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.integrations.filesystems import filesystem, write_whole
 from loopline.integrations.prediction_log import REQUEST_ID, log_folder
 
 if TYPE_CHECKING:
@@ -35,18 +33,7 @@ def labels_folder(artifacts_root: str, model_name: str) -> str:
 def write(folder: str, labels: pd.DataFrame) -> str:
     """One file of labels (key columns + `label`), complete before it appears."""
     name = f"{int(time.time() * 1000)}-{os.getpid()}.parquet"
-    fs, path = filesystem(folder)
-    if not is_object_store(folder):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        staging = Path(path) / f".{name}.tmp"
-        labels.to_parquet(staging, index=False)
-        os.replace(staging, Path(path) / name)
-        return str(Path(path) / name)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / name
-        labels.to_parquet(staged, index=False)
-        fs.put_file(str(staged), f"{path}/{name}")
-    return f"{folder.rstrip('/')}/{name}"
+    return write_whole(folder, name, lambda path: labels.to_parquet(path, index=False))
 
 
 def read(folder: str) -> list[pd.DataFrame]:

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.integrations.filesystems import filesystem, write_whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,18 +63,7 @@ def write_file(folder: str, rows: list[dict[str, Any]], name: str | None = None)
     target = f"{folder}/{partition(first)}"
     names = list(dict.fromkeys(name for row in rows for name in row))  # every row's columns
     table = pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
-    fs, path = filesystem(target)
-    if not is_object_store(folder):
-        Path(path).mkdir(parents=True, exist_ok=True)
-        staging = Path(path) / f".{name}.tmp"
-        pq.write_table(table, staging)
-        os.replace(staging, Path(path) / name)
-        return str(Path(path) / name)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / name
-        pq.write_table(table, staged)
-        fs.put_file(str(staged), f"{path}/{name}")  # one put: the object appears whole
-    return f"{target}/{name}"
+    return write_whole(target, name, lambda path: pq.write_table(table, path))
 
 
 _seq_lock = threading.Lock()

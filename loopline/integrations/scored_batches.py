@@ -9,13 +9,11 @@ renamed into place, an object is uploaded in one put. A drift job never reads ha
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.integrations.filesystems import filesystem, write_whole
 from loopline.spec.paths import location
 
 if TYPE_CHECKING:
@@ -45,18 +43,7 @@ def publish(frame: pd.DataFrame, folder: str, batch: str) -> str:
     fs, path = filesystem(folder)
     fs.makedirs(path, exist_ok=True)
     name = f"{_SAFE.sub('_', batch)}.parquet"
-    target = f"{folder}/{name}"
-    if not is_object_store(folder):
-        local = Path(path)
-        staging = local / f".{name}.{os.getpid()}.tmp"
-        frame.to_parquet(staging, index=False)
-        os.replace(staging, local / name)
-        return str(local / name)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / name
-        frame.to_parquet(staged, index=False)
-        fs.put_file(str(staged), f"{path}/{name}")
-    return target
+    return write_whole(folder, name, lambda path: frame.to_parquet(path, index=False))
 
 
 def _modified(info: dict[str, Any]) -> float:

@@ -19,7 +19,6 @@ One evaluator per model: two processes evaluating the same model would each coun
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.integrations import prediction_labels, prediction_log
-from loopline.integrations.filesystems import filesystem, is_object_store
+from loopline.integrations.filesystems import filesystem, is_object_store, write_text_whole
 from loopline.runtime import retrain
 from loopline.runtime.environment import applied, step_environment
 from loopline.spec.load import LoadedSpec
@@ -92,16 +91,7 @@ def read_state(uri: str) -> dict[str, Any]:
 
 def write_state(uri: str, state: dict[str, Any]) -> None:
     """Whole or not at all: a reader (the dashboard, the next evaluation) never sees half."""
-    text = json.dumps(state, indent=2, default=str)
-    fs, path = filesystem(uri)
-    if is_object_store(uri):
-        fs.pipe_file(path, text.encode())  # one put
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    staging.write_text(text)
-    os.replace(staging, target)
+    write_text_whole(uri, json.dumps(state, indent=2, default=str))
 
 
 def evaluate(loaded: LoadedSpec, now: datetime | None = None, *,
