@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from loopline.components.contract import (
     Component,
@@ -37,6 +37,7 @@ from loopline.ml.drift_decision import (
     decide,
     score_columns,
 )
+from loopline.spec.durations import Duration
 
 
 class DriftParams(ComponentParams):
@@ -51,7 +52,7 @@ class DriftParams(ComponentParams):
     current: Literal["batches", "log"] = Field(
         "batches", description="Where `current` comes from: the scored batches predict.batch "
                                "kept, or the prediction log of `loopline serve`.")
-    log_window: str | int | float = Field(
+    log_window: Duration = Field(
         "1d", description="With `current: log`: how far back the log is read (30m, 6h, 1d).")
     min_rows: int = Field(
         1000, ge=1, description="Fewer current rows: warn, decide nothing (PSI over ~100 "
@@ -63,14 +64,6 @@ class DriftParams(ComponentParams):
                                 "the champion's evaluation; null: off.")
     report_rows: int = Field(20_000, ge=100, description="Rows per side in the HTML report.")
 
-
-    @field_validator("log_window")
-    @classmethod
-    def _duration(cls, value: str | int | float) -> str | int | float:
-        from loopline.spec.durations import duration_seconds
-
-        duration_seconds(value)
-        return value
 
 
 def _check(params: DriftParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:

@@ -12,7 +12,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loopline.spec.durations import duration_seconds
+from loopline.spec.durations import Duration, duration_seconds
 
 # Every event Loopline raises; a route's `events` are patterns over these (`monitor.*`).
 EVENT_KINDS = (
@@ -68,15 +68,9 @@ class AlertsSpec(_Frozen):
     """Routes, and how often the same event may be repeated."""
 
     routes: list[AlertRoute] = Field(default_factory=list)
-    throttle: str | int | float = Field(
+    throttle: Duration = Field(
         "30m", description="The same event (model, kind, key) is sent again at most this "
                            "often; a resolve is always sent.")
-
-    @field_validator("throttle")
-    @classmethod
-    def _duration(cls, value: str | int | float) -> str | int | float:
-        duration_seconds(value)
-        return value
 
     @property
     def throttle_s(self) -> float:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loopline.spec.alerts import AlertsSpec
-from loopline.spec.durations import duration_seconds
+from loopline.spec.durations import Duration, duration_seconds
 from loopline.spec.refs import OutputRef
 from loopline.spec.schedules import SCHEDULE_PRESETS, check_schedule
 from loopline.spec.serving import ServeSpec
@@ -193,14 +193,8 @@ class RetrainSpec(_Frozen):
 
     pipeline: str = Field(description="The training spec to run, relative to the project root.")
     step: str = Field(description="The step whose drift summary decides (drift.evidently).")
-    cooldown: str | int | float = Field(
+    cooldown: Duration = Field(
         "1h", description="After a trigger, later ones wait this long (30m, 1h, 2d).")
-
-    @field_validator("cooldown")
-    @classmethod
-    def _duration(cls, value: str | int | float) -> str | int | float:
-        duration_seconds(value)
-        return value
 
     @property
     def cooldown_s(self) -> float:

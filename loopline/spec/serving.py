@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loopline.spec.durations import duration_seconds
+from loopline.spec.durations import Duration, duration_seconds
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_duration(value: str | int | float) -> str | int | float:
-    duration_seconds(value)
-    return value
 
 
 class MissingFeatures(_Frozen):
@@ -50,10 +45,9 @@ class PredictionLogSpec(_Frozen):
     enabled: bool = True
     flush_rows: int = Field(2000, ge=1, le=1_000_000,
                             description="Write a file once this many rows are buffered.")
-    flush_every: str | int | float = Field(
+    flush_every: Duration = Field(
         "5s", description="...or once the oldest buffered row is this old.")
 
-    _duration = field_validator("flush_every")(_check_duration)
 
     @property
     def flush_every_s(self) -> float:
@@ -64,8 +58,8 @@ class MonitoringSpec(_Frozen):
     """Live checks over the prediction log; a check alerts after `hold` breached evaluations
     in a row and resolves after `hold` healthy ones, so one bad minute does not flap."""
 
-    every: str | int | float = Field("1m", description="How often `loopline serve` evaluates.")
-    window: str | int | float = Field("5m", description="The log each evaluation reads.")
+    every: Duration = Field("1m", description="How often `loopline serve` evaluates.")
+    window: Duration = Field("5m", description="The log each evaluation reads.")
     hold: int = Field(3, ge=1, le=100, description="Evaluations in a row before a verdict flips.")
     min_requests: int = Field(50, ge=1, description="Fewer in the window: no verdict.")
     error_rate: float | None = Field(0.01, ge=0, le=1,
@@ -82,7 +76,7 @@ class MonitoringSpec(_Frozen):
         0.05, ge=0, description="Breached when the primary metric on labelled predictions "
                                 "falls this far below the version's evaluation.")
     min_labels: int = Field(200, ge=1, description="Labelled predictions needed for the metric.")
-    metric_window: str | int | float = Field(
+    metric_window: Duration = Field(
         "1d", description="The log the metric reads: labels arrive after the predictions "
                           "(`loopline feedback`), so it looks further back than `window`.")
     retrain_on: list[str] = Field(
@@ -90,7 +84,6 @@ class MonitoringSpec(_Frozen):
         description="Checks whose breach starts the spec's `retrain:` pipeline (same trigger "
                     "and records as drift).")
 
-    _durations = field_validator("every", "window", "metric_window")(_check_duration)
 
     @field_validator("retrain_on")
     @classmethod
@@ -121,13 +114,13 @@ class ServeSpec(_Frozen):
     host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 in a container.")
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="Server processes.")
-    refresh: str | int | float = Field(
+    refresh: Duration = Field(
         "5s", description="How often a server checks the alias; a move is served without "
                           "a restart.")
     feature_store: str = Field(
         "feature_store.yaml", description="The Feast config (in the model's Feast repo) whose "
                                           "online store serves features; Redis in production.")
-    feature_cache: str | int | float = Field(
+    feature_cache: Duration = Field(
         "1s", description="Online features per entity reused this long (0: off).")
     max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Rows per batch request.")
     model_threads: int | None = Field(
@@ -140,7 +133,6 @@ class ServeSpec(_Frozen):
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
-    _durations = field_validator("refresh", "feature_cache")(_check_duration)
 
     @property
     def refresh_s(self) -> float:
