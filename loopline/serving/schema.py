@@ -106,7 +106,7 @@ def schema_for(model: Any, info: Mapping[str, Any], feast: Mapping[str, Any],
                keys: Iterable[str] = ()) -> InputSchema:
     """The schema of a loaded model: its transform's columns minus the Feast features."""
     features = tuple(feast.get("features") or ())
-    transform = _transform(model)
+    transform = fitted_transform(model)
     kinds: dict[str, str] = {}
     if transform is not None:
         from loopline.ml import expressions
@@ -126,7 +126,7 @@ def schema_for(model: Any, info: Mapping[str, Any], feast: Mapping[str, Any],
     return InputSchema(fields, keys, features, nullable)
 
 
-def _transform(model: Any) -> Any:
+def fitted_transform(model: Any) -> Any:
     """The fitted FeatureTransform inside a sklearn Pipeline or a torch bundle, or None."""
     steps = getattr(model, "named_steps", None)
     if steps is not None and "features" in steps:

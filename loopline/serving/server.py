@@ -157,19 +157,17 @@ def _warm_rows(served: Any) -> Any:
     """A one-row frame of plausible values for the warm-up call (never logged)."""
     import pandas as pd
 
-    transform = None
-    steps = getattr(served.model, "named_steps", None)
-    if steps is not None:
-        transform = steps.get("features")
+    from loopline.serving.schema import fitted_transform
+
+    transform = fitted_transform(served.model)  # a sklearn Pipeline's or a torch bundle's
+    fills = {column: stats[0] for column, stats in
+             getattr(transform, "numeric_stats_", {}).items()}  # the training medians
     row: dict[str, Any] = {}
     for name, kind in served.schema.fields.items():
-        row[name] = {"number": 0.0, "timestamp": pd.Timestamp("2020-01-01", tz="UTC")}.get(
-            kind, "x")
+        row[name] = {"number": fills.get(name, 0.0),
+                     "timestamp": pd.Timestamp("2020-01-01", tz="UTC")}.get(kind, "x")
     for name in served.schema.features:
         row[name] = None
-    if transform is not None:
-        for column, (fill, _c, _s) in getattr(transform, "numeric_stats_", {}).items():
-            row.setdefault(column, fill)
     return pd.DataFrame([row])
 
 

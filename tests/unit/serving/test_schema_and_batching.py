@@ -143,3 +143,30 @@ def test_the_model_thread_runs_openmp_with_the_spec_s_thread_count() -> None:
 
     asyncio.run(main())
     assert seen == [{1}]
+
+
+class _TorchBundle:
+    """The shape of loopline.ml.torch_model.TabularModel: the transform is an attribute."""
+
+    def __init__(self, transform: FeatureTransform) -> None:
+        self.transform = transform
+
+
+@pytest.mark.parametrize("wrap", [_Pipeline, _TorchBundle])
+def test_the_warm_up_row_takes_the_fitted_fills_of_either_model_kind(wrap: Any) -> None:
+    import pandas as pd
+
+    from loopline.serving.server import _warm_rows
+
+    transform = FeatureTransform(numeric={"distance": "standard", "temp": "standard"},
+                                 categorical={"origin": {"encoding": "onehot"}})
+    transform.fit(pd.DataFrame({"distance": [100.0, 300.0, 500.0], "temp": [50.0, 60.0, 70.0],
+                                "origin": ["EWR", "JFK", "LGA"]}))
+    model = wrap(transform)
+    served = type("Served", (), {"model": model, "schema": schema_for(
+        model, {}, {"service": "s", "features": ["temp"]}, keys=("origin",))})()
+    (row,) = _warm_rows(served).to_dict("records")
+    fill = transform.numeric_stats_["distance"][0]
+    assert row["distance"] == fill and fill != 0.0  # the fitted fill, not a made-up zero
+    assert row["temp"] is None and row["origin"] == "x"
+    transform.transform(_warm_rows(served))  # the warm-up row goes through the real transform
