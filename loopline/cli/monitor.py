@@ -28,19 +28,9 @@ def retrain_here(overrides: list[str]) -> Any:
     process, record a failure so the next evaluation may try again."""
 
     def start(target: Any, trigger: Any) -> dict[str, Any]:
-        from loopline.backends.local.runner import LocalRunner
-        from loopline.pipeline.load import load_pipeline
-        from loopline.runtime import retrain
+        from loopline.backends.local.drift import retrain_locally
 
-        retrain.record(target, trigger)
-        run = LocalRunner().run(load_pipeline(retrain.training_spec(target), overrides))
-        training = {k: run.get(k) for k in ("run_id", "status", "gate", "model", "duration_s")}
-        if run["status"] != "succeeded":
-            failed = [f"{step}: {o.get('error')}" for step, o in run.get("steps", {}).items()
-                      if o.get("status") == "failed"]
-            training["error"] = "; ".join(failed) or "the training run failed"
-            retrain.record_failure(target, trigger, run["run_id"], training["error"])
-        return {"started": "here", "retraining": training}
+        return {"started": "here", "retraining": retrain_locally(target, trigger, overrides)}
 
     return start
 

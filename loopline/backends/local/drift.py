@@ -46,15 +46,22 @@ def _decide_and_retrain(loaded: LoadedSpec, overrides: list[str], drift_run: dic
                                           "command": retrain_command(loaded, overrides)}}
     if not trigger.retrain or dry_run:
         return result
-    retrain.record(loaded, trigger)
-    training = load_pipeline(retrain.training_spec(loaded), overrides)
-    run = LocalRunner().run(training)
-    result["retraining"] = {k: run.get(k) for k in ("run_id", "status", "gate", "model",
-                                                   "duration_s")}
-    if run["status"] != "succeeded":
+    result["retraining"] = retrain_locally(loaded, trigger, overrides)
+    if result["retraining"]["status"] != "succeeded":
         result["status"] = "failed"
+    return result
+
+
+def retrain_locally(loaded: LoadedSpec, trigger: retrain.Trigger,
+                    overrides: list[str]) -> dict[str, Any]:
+    """Act on a trigger in this process: record it, run the training spec, and record a
+    failure so that the next evaluation may try again. Returns the training run's summary."""
+    retrain.record(loaded, trigger)
+    run = LocalRunner().run(load_pipeline(retrain.training_spec(loaded), overrides))
+    training = {k: run.get(k) for k in ("run_id", "status", "gate", "model", "duration_s")}
+    if run["status"] != "succeeded":
         failed = [f"{step}: {o.get('error')}" for step, o in run.get("steps", {}).items()
                   if o.get("status") == "failed"]
-        result["retraining"]["error"] = "; ".join(failed) or "the training run failed"
-        retrain.record_failure(loaded, trigger, run["run_id"], result["retraining"]["error"])
-    return result
+        training["error"] = "; ".join(failed) or "the training run failed"
+        retrain.record_failure(loaded, trigger, run["run_id"], training["error"])
+    return training
