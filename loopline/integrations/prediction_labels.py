@@ -76,14 +76,23 @@ def _instants(values: pd.Series) -> pd.Series:
     return instants.astype("datetime64[ns, UTC]")  # one resolution on both sides of a merge
 
 
-def match(log: pd.DataFrame, labels: pd.DataFrame, by: Sequence[str]) -> pd.Series:
-    """The label of each log row from one labels frame keyed by `by` (NA where none)."""
+def _key_frames(log: pd.DataFrame, labels: pd.DataFrame,
+                by: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The key columns of both sides, each pair brought to one comparable type."""
     import pandas as pd
 
     left, right = pd.DataFrame(), pd.DataFrame()
     for key in by:
         a, b = _aligned(log[key].reset_index(drop=True), labels[key].reset_index(drop=True))
         left[key], right[key] = a, b
+    return left, right
+
+
+def match(log: pd.DataFrame, labels: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """The label of each log row from one labels frame keyed by `by` (NA where none)."""
+    import pandas as pd
+
+    left, right = _key_frames(log, labels, by)
     right[LABEL] = labels[LABEL].to_numpy()
     right = right.dropna(subset=list(by)).drop_duplicates(list(by), keep="last")
     joined = left.merge(right, on=list(by), how="left")  # one row per log row, in order
@@ -92,12 +101,7 @@ def match(log: pd.DataFrame, labels: pd.DataFrame, by: Sequence[str]) -> pd.Seri
 
 def matched(log: pd.DataFrame, labels: pd.DataFrame, by: Sequence[str]) -> int:
     """How many label rows name a prediction the log holds (`loopline feedback` says so)."""
-    import pandas as pd
-
-    left, right = pd.DataFrame(), pd.DataFrame()
-    for key in by:
-        a, b = _aligned(log[key].reset_index(drop=True), labels[key].reset_index(drop=True))
-        left[key], right[key] = a, b
+    left, right = _key_frames(log, labels, by)
     found = right.merge(left.drop_duplicates(), on=list(by), how="left", indicator=True)
     return int((found["_merge"] == "both").sum())
 
