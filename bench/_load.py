@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -161,3 +162,14 @@ if __name__ == "__main__":
         canned_server(int(sys.argv[2]))
     else:
         ceiling()
+
+
+def medians(runs: list[Result]) -> dict[str, float]:
+    """What a bench reports for repeated runs of one load: median percentiles and
+    throughput, total requests and failures, the generator's own CPU per request."""
+    return {"p50": statistics.median(r.p(50) for r in runs),
+            "p95": statistics.median(r.p(95) for r in runs),
+            "p99": statistics.median(r.p(99) for r in runs),
+            "rps": statistics.median(r.throughput for r in runs),
+            "n": sum(r.sent for r in runs), "failed": sum(r.failed for r in runs),
+            "gen_us": statistics.median(r.client_us_per_request for r in runs)}

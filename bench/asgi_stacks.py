@@ -219,15 +219,6 @@ class Server:
         return result
 
 
-def summary(runs: list[_load.Result]) -> dict[str, float]:
-    return {"p50": statistics.median(r.p(50) for r in runs),
-            "p95": statistics.median(r.p(95) for r in runs),
-            "p99": statistics.median(r.p(99) for r in runs),
-            "rps": statistics.median(r.throughput for r in runs),
-            "n": sum(r.sent for r in runs), "failed": sum(r.failed for r in runs),
-            "cpu_us": statistics.median(r.client_us_per_request for r in runs)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also append each line to this file")
@@ -277,7 +268,7 @@ def main() -> None:
             f"load average {load_before:.2f} before, {load_after:.2f} after")
         say(f"{'server':46} {'conc':>4} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
             f"{'req/s':>7}")
-        table = {key: summary(value) for key, value in runs.items()}
+        table = {key: _load.medians(value) for key, value in runs.items()}
         for (label, concurrency), f in table.items():
             failed = f"  failed {f['failed']} of {f['n']}" if f["failed"] else ""
             say(f"{label:46} {concurrency:4d} {f['p50']:7.2f} {f['p95']:7.2f} "
@@ -287,7 +278,7 @@ def main() -> None:
         say(f"Nagle check, uvicorn/asyncio 2 workers, concurrency 1: p50 "
             f"{shipped['p50']:.2f} / p95 {shipped['p95']:.2f} ms as shipped, "
             f"p50 {nodelay['p50']:.2f} / p95 {nodelay['p95']:.2f} ms with TCP_NODELAY")
-        cpu = max(f["cpu_us"] for f in table.values())
+        cpu = max(f["gen_us"] for f in table.values())
         say(f"load generator CPU: at most {cpu:.0f} us per request (its ceiling: "
             "`python bench/_load.py`)")
 

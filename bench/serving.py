@@ -217,13 +217,9 @@ def answer(server: Server, body: bytes) -> dict[str, Any]:
 # --- the bench ------------------------------------------------------------------------------
 
 def summary(runs: list[tuple[_load.Result, float]]) -> dict[str, float]:
-    return {"p50": statistics.median(r.p(50) for r, _ in runs),
-            "p95": statistics.median(r.p(95) for r, _ in runs),
-            "p99": statistics.median(r.p(99) for r, _ in runs),
-            "rps": statistics.median(r.throughput for r, _ in runs),
-            "cpu_ms": statistics.median(c for _, c in runs),
-            "n": sum(r.sent for r, _ in runs), "failed": sum(r.failed for r, _ in runs),
-            "gen_us": statistics.median(r.client_us_per_request for r, _ in runs)}
+    """The load generator's medians, with the server's CPU per run beside them."""
+    return {**_load.medians([r for r, _ in runs]),
+            "cpu_ms": statistics.median(c for _, c in runs)}
 
 
 def main() -> None:

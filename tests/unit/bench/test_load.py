@@ -138,3 +138,15 @@ def test_a_server_that_never_answers_costs_the_limit_plus_grace() -> None:
     assert time.perf_counter() - started < 2.5
     assert (result.sent, result.ok) == (2, 0)
     assert result.errors == {"no answer in time": 2}
+
+
+def test_medians_of_repeated_runs_are_medians_and_totals() -> None:
+    from loopline.serving.loadgen import Result
+
+    runs = [Result(concurrency=8, rate=None, sent=n, ok=n - failed, elapsed_s=1.0,
+                   latencies_ms=[float(ms)] * 100, client_cpu_s=n * 30e-6)
+            for n, failed, ms in ((100, 0, 10), (300, 2, 30), (200, 1, 20))]
+    figures = load.medians(runs)
+    assert figures["p50"] == figures["p99"] == 20.0  # the middle run's, not an average
+    assert figures["rps"] == 199.0 and figures["n"] == 600 and figures["failed"] == 3
+    assert figures["gen_us"] == pytest.approx(30.0)
