@@ -98,13 +98,15 @@ def render_airflow_pods(pipelines: Path, home: Path, dag_id: str, run_id: str,
 
 def container_env(pod: dict[str, Any], secrets: dict[tuple[str, str], str]) -> dict[str, str]:
     """The container's environment as the kubelet fills it: values, and secretKeyRefs looked
-    up in `secrets` ((secret name, key) -> value); a missing one fails like a pod would."""
+    up in `secrets` ((secret name, key) -> value); a missing one fails like a pod would,
+    unless the ref is `optional` (the variable is then left unset)."""
     (container,) = pod["spec"]["containers"]
     env: dict[str, str] = {}
     for entry in container.get("env", []):
         if "valueFrom" in entry:
             ref = entry["valueFrom"]["secretKeyRef"]
-            env[entry["name"]] = secrets[ref["name"], ref["key"]]
+            if (ref["name"], ref["key"]) in secrets or not ref.get("optional"):
+                env[entry["name"]] = secrets[ref["name"], ref["key"]]
         else:
             env[entry["name"]] = entry.get("value") or ""
     return env
