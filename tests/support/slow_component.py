@@ -61,3 +61,23 @@ FLAKY = Component(
     name="tests.flaky", version="1", description="fails N times", params=FlakyParams,
     run=run_flaky, outputs={"data": Output("data.csv", "dataset")},
 )
+
+
+class EchoParams(ComponentParams):
+    """Whatever a spec interpolates from params.yaml, as the step received it."""
+
+    estimator: str
+    max_iter: int
+    learning_rate: float
+    min_roc_auc: float
+
+
+def run_echo(ctx: StepContext, params: EchoParams) -> StepResult:
+    ctx.output_path("data").write_text(params.model_dump_json())
+    return StepResult(metrics={"max_iter": params.max_iter})
+
+
+ECHO = Component(
+    name="tests.echo", version="1", description="records its params", params=EchoParams,
+    run=run_echo, outputs={"data": Output("params.json", "dataset")},
+)

@@ -207,17 +207,37 @@ def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path,
                               "run_id": version.tags["loopline.run_id"]}
 
 
+KNOBS_SPEC = """\
+name: knobs
+schedule: null
+steps:
+  knobs:
+    component: tests.support.slow_component:ECHO
+    params:
+      estimator: ${train.estimator}
+      max_iter: ${train.max_iter}
+      learning_rate: ${train.learning_rate}
+      min_roc_auc: ${gate.min_roc_auc}
+"""
+
+
 def test_trigger_params_override_params_yaml(tmp_path: Path, airflow_home: Path) -> None:
+    """The example's params.yaml under a one-step spec that records what it was given (the
+    rule is the DAG's, not the pipeline's: a flights run here cost 45 s and proved nothing
+    more)."""
     project = _project(tmp_path)
+    (project / "pipelines" / "knobs.yaml").write_text(KNOBS_SPEC)
     env = airflow_env(airflow_home, project / "pipelines")
-    # The trigger form sends whole sections; a run's conf may also use dotted keys.
-    output, _ = _dag_test(env, "flights", {"train": {"max_iter": 7, "learning_rate": 0.1},
-                                           "gate.min_roc_auc": 0.5})
-    assert "STATE success" in output
-    manifest = json.loads((project / "artifacts/flights/train/_loopline.json").read_text())
-    assert manifest["params"]["params"]["max_iter"] == 7
-    evaluate = json.loads((project / "artifacts/flights/evaluate/_loopline.json").read_text())
-    assert evaluate["params"]["gates"][0]["min"] == 0.5
+    # The trigger form sends whole sections; a run's conf may also use dotted keys. A section
+    # sent whole keeps the keys it does not name (train.estimator comes from params.yaml).
+    output, _ = _dag_test(env, "knobs", {"train": {"max_iter": 7, "learning_rate": 0.3},
+                                         "gate.min_roc_auc": 0.5})
+    assert "STATE success" in output, output[-5000:]
+    manifest = json.loads((project / "artifacts/knobs/knobs/_loopline.json").read_text())
+    assert manifest["params"]["max_iter"] == 7 and manifest["orchestrator"] == "airflow"
+    received = json.loads((project / "artifacts/knobs/knobs/params.json").read_text())
+    assert received == {"estimator": "hist_gradient_boosting", "max_iter": 7,
+                        "learning_rate": 0.3, "min_roc_auc": 0.5}
 
 
 def test_failed_step_is_retried_with_its_error_in_the_log(tmp_path: Path,
@@ -405,27 +425,6 @@ def _airflow(tmp_path: Path, project: Path, database: str, workers: tuple[str, .
         services.stop()
 
 
-@pytest.mark.services
-def test_real_scheduler_on_postgres_runs_a_triggered_dag(tmp_path: Path, postgres_db: str) -> None:
-    project = _project(tmp_path)
-    _unscheduled(project, "flights")  # the triggered run does the work, not a scheduled one
-    (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
-    with _airflow(tmp_path, project, postgres_db,
-                  AIRFLOW__CORE__EXECUTOR="LocalExecutor") as (port, _):
-        state, tasks = _trigger_and_wait(port, "flights")
-        assert state == "success", {t: ti["state"] for t, ti in tasks.items()}
-        assert all(ti["state"] == "success" for ti in tasks.values())
-        state, flaky = _trigger_and_wait(port, "flaky")
-        assert state == "success"
-        assert flaky["flaky"]["try_number"] == 2
-        log = _task_log(port, "flaky", flaky["flaky"]["dag_run_id"], "flaky", 1)
-        assert "ConnectionError: flaky on attempt 1" in log
-    client = registry_client(project)
-    version = client.get_model_version_by_alias("flights-late-arrival", "champion")
-    assert version.tags["loopline.orchestrator"] == "airflow"
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
-
-
 def _dag_runs(port: int, dag_id: str) -> list[dict]:  # type: ignore[type-arg]
     import requests
 
@@ -526,11 +525,15 @@ steps:
 
 
 @pytest.mark.services
-def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres_db: str,
-                                                        redis_db: int) -> None:
+def test_real_scheduler_with_celery_workers_on_postgres_runs_triggered_dags(
+        tmp_path: Path, postgres_db: str, redis_db: int) -> None:
+    """The deployment the docs describe: scheduler, dag-processor and API server on a
+    PostgreSQL metadata database, tasks on two Celery workers over Redis. (The LocalExecutor
+    runs under a real scheduler in the drift test below.)"""
     project = _project(tmp_path)
-    _unscheduled(project, "flights")
+    _unscheduled(project, "flights")  # the triggered run does the work, not a scheduled one
     (project / "pipelines" / "fanout.yaml").write_text(FANOUT_SPEC)
+    (project / "pipelines" / "flaky.yaml").write_text(FLAKY_SPEC)
     # Both workers answer a ping before the first trigger (_airflow waits for them), so the
     # four parts can only spread if the executor really hands them to two workers.
     with _airflow(tmp_path, project, postgres_db, workers=("worker-a", "worker-b"),
@@ -544,7 +547,18 @@ def test_celery_executor_spreads_steps_over_two_workers(tmp_path: Path, postgres
         assert {ti["hostname"] for ti in tasks.values()} == {"worker-a", "worker-b"}
         state, flights = _trigger_and_wait(port, "flights")
         assert state == "success", {t: ti["state"] for t, ti in flights.items()}
+        assert all(ti["state"] == "success" for ti in flights.values())
         assert {ti["hostname"] for ti in flights.values()} <= {"worker-a", "worker-b"}
+        # A crash is retried by Airflow, and the first try's error is in that try's log.
+        state, flaky = _trigger_and_wait(port, "flaky")
+        assert state == "success"
+        assert flaky["flaky"]["try_number"] == 2
+        log = _task_log(port, "flaky", flaky["flaky"]["dag_run_id"], "flaky", 1)
+        assert "ConnectionError: flaky on attempt 1" in log
+    client = registry_client(project)
+    version = client.get_model_version_by_alias("flights-late-arrival", "champion")
+    assert version.tags["loopline.orchestrator"] == "airflow"
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)
 
 
 def test_kubernetes_isolation_renders_pods_with_resources(tmp_path: Path) -> None:
