@@ -11,15 +11,16 @@ import pytest
 from tests.support import copy_example, mlflow_uris_restored
 
 pytest_plugins = ["tests.support.s3_fixture"]
+IMPORT_TIME_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from the same environment and leaves none of its own behind: an
-    in-process run exports MLflow's URIs and Feast sets PROMETHEUS_MULTIPROC_DIR on import,
-    and a later test in the same worker would otherwise inherit them (whichever ran first)."""
+    in-process run exports MLflow's URIs, and a later test in the same worker (a module
+    fixture first: it is set up before this) would otherwise train into that registry."""
     saved = dict(os.environ)
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PROMETHEUS_MULTIPROC_DIR"):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("LOOPLINE_RUN_ID", raising=False)
     monkeypatch.delenv("LOOPLINE_ORCHESTRATOR_RUN", raising=False)
@@ -32,6 +33,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mlflow_uris_restored():
         yield
     monkeypatch.undo()
+    # Except what an import set, which lasts as long as the module: importing Feast sets
+    # PROMETHEUS_MULTIPROC_DIR, and prometheus_client, imported after it, writes there.
+    saved.update({name: os.environ[name] for name in IMPORT_TIME_VARIABLES
+                  if name in os.environ})
     if dict(os.environ) != saved:
         os.environ.clear()
         os.environ.update(saved)

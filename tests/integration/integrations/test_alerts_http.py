@@ -174,13 +174,15 @@ def test_secrets_never_show_in_lines_output_logs_or_errors(
     receiver.expect_request("", method="POST").respond_with_handler(echo)
     _point_routes_at(monkeypatch, receiver.url_for("").rstrip("/"))
     caplog.set_level(logging.DEBUG)
-    # An earlier in-process test may have run logging.config with disable_existing_loggers
-    # (Airflow, alembic): the loggers that would print a secret must be on for this to prove
-    # anything.
+    # Libraries imported by earlier tests in this worker raise urllib3's level, and a logging
+    # config may disable loggers: the loggers that would print a secret must be on at DEBUG
+    # for this to prove anything.
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if name.startswith(("urllib3", "apprise", "requests")) and \
+        if name.split(".")[0] in ("urllib3", "apprise", "requests") and \
                 isinstance(logger, logging.Logger):
+            caplog.set_level(logging.DEBUG, logger=name)
             monkeypatch.setattr(logger, "disabled", False)
+            monkeypatch.setattr(logger, "propagate", True)
     loaded = load_pipeline(spec)
     lines = emit(loaded, event("step.failed", "my-model", "train failed", key="train.train"))
     lines += [str(d) for d in dispatch(loaded.spec.alerts, event(
