@@ -71,10 +71,10 @@ system-deps:
 NANOBIND_NOISE := -e '^nanobind: ' -e '^ - leaked ' -e '^ - \.\.\. skipped remainder' \
                   -e '^See https://nanobind'
 test: install lint system-deps
-	set -o pipefail; $(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 -q 2>&1 | grep -v $(NANOBIND_NOISE)
+	set -o pipefail; $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 -q 2>&1 | grep -v $(NANOBIND_NOISE)
 
 test-fast: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -14,6 +14,22 @@ pytest_plugins = ["tests.support.s3_fixture"]
 IMPORT_TIME_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest files first. `make test` hands whole files to two workers (--dist
+    loadfile, so a module fixture such as a trained project is built once), and a long file
+    picked up last leaves the other worker idle: files with tests that start services
+    (Airflow, an MLflow server, PostgreSQL and Redis) go first, then the other slow ones."""
+    def cost(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("services") else \
+            1 if item.get_closest_marker("slow") else 2
+
+    by_file: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        by_file[path] = min(by_file.get(path, 2), cost(item))
+    items.sort(key=lambda item: by_file[item.nodeid.split("::")[0]])  # stable within a file
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from the same environment and leaves none of its own behind: an
