@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import copy_example, registry_client, require_service, run_cli, run_json
+from tests.support import registry_client, require_service, run_cli, run_json
 from tests.support.airflow import (
     BIN,
     PortTaken,
@@ -29,6 +29,7 @@ from tests.support.airflow import (
     wait_for_celery_workers,
     wait_for_port,
 )
+from tests.support.parity import assert_same_metrics, local_summary, parity_project
 from tests.support.services import postgres_database, postgres_url
 
 pytestmark = pytest.mark.slow
@@ -65,8 +66,7 @@ def airflow_home(tmp_path: Path, migrated_sqlite: Path) -> Path:
 
 
 def _project(tmp_path: Path, name: str = "p") -> Path:
-    return copy_example(tmp_path / name, data__last_month=2, data__eval_from="2013-02-01",
-                        train__max_iter=40, gate__min_roc_auc=0.55)
+    return parity_project(tmp_path / name)
 
 
 def _unscheduled(project: Path, *specs: str) -> None:
@@ -183,18 +183,16 @@ def _dag_test(env: dict[str, str], dag_id: str,
     return result.stdout + result.stderr, info
 
 
-def test_dag_test_gives_the_same_metrics_as_loopline_run(tmp_path: Path,
-                                                        airflow_home: Path) -> None:
+def test_dag_test_gives_the_same_metrics_as_loopline_run(
+        tmp_path: Path, airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     via_airflow = _project(tmp_path, "airflow")
     env = airflow_env(airflow_home, via_airflow / "pipelines")
     output, info = _dag_test(env, "flights")
     assert "STATE success" in output, output[-5000:]
-    locally = _project(tmp_path, "local")
-    local = run_json(locally / "pipelines" / "flights.yaml")["steps"]["evaluate"]["metrics"]
     manifest = json.loads((via_airflow / "artifacts/flights/evaluate/_loopline.json").read_text())
     assert manifest["orchestrator"] == "airflow"
-    for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
-        assert manifest["metrics"][metric] == pytest.approx(local[metric], abs=1e-12), metric
+    assert_same_metrics(manifest["metrics"],
+                        local_summary(tmp_path_factory)["steps"]["evaluate"]["metrics"])
     client = registry_client(via_airflow)
     version = client.get_model_version_by_alias("flights-late-arrival", "champion")
     assert version.tags["loopline.orchestrator"] == "airflow"

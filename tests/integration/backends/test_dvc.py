@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +12,10 @@ import pytest
 
 from loopline.backends.dvc import DvcCompiler
 from loopline.pipeline.load import load_pipeline
-from tests.support import REPO, copy_example, registry_client, run_json
+from tests.support import REPO, registry_client
+from tests.support.parity import assert_same_metrics, local_summary, parity_project
 
-QUALITY = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")
 # January to train, February to evaluate: the smallest slice the gate still passes on.
-SMALL = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 40,
-         "gate__min_roc_auc": 0.55}
-
 
 def test_checked_in_dvc_yaml_is_fresh() -> None:
     loaded = load_pipeline(REPO / "pipelines" / "flights.yaml")
@@ -61,11 +57,11 @@ def _sh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_matches_loopline_run(tmp_path: Path) -> None:
-    # Two copies of the same project, so that neither run can reuse the other's outputs,
-    # registry or cache: `loopline run` in one, `dvc repro` in the other.
-    project = copy_example(tmp_path / "dvc", **SMALL)
-    locally = shutil.copytree(project, tmp_path / "local")
+def test_dvc_repro_matches_loopline_run(tmp_path: Path,
+                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # `dvc repro` in a project of its own; `loopline run` of the same slice in another (the
+    # session's shared all-local run), so neither can reuse the other's outputs or registry.
+    project = parity_project(tmp_path / "dvc")
     spec = project / "pipelines" / "flights.yaml"
     DvcCompiler().compile(load_pipeline(spec), project / "dvc.yaml")
     (project / ".gitignore").write_text("mlflow.db\n.loopline/\n")
@@ -76,19 +72,15 @@ def test_dvc_repro_matches_loopline_run(tmp_path: Path) -> None:
 
     first = _sh("dvc", "repro", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
-    local = run_json(locally / "pipelines" / "flights.yaml")
+    local = local_summary(tmp_path_factory)
     assert local["model"]["aliases"] == ["challenger", "champion"]
-    ours = json.loads((locally / "artifacts/flights/evaluate/metrics.json").read_text())
     via_dvc = json.loads((project / "artifacts/flights/evaluate/metrics.json").read_text())
-    for metric in QUALITY:
-        assert local["steps"]["evaluate"]["metrics"][metric] == ours[metric], metric
-        assert via_dvc[metric] == pytest.approx(ours[metric], rel=0, abs=1e-12), metric
-    # Every step of the DVC copy ran under DVC, and every step of the other copy locally.
+    assert_same_metrics(via_dvc, local["steps"]["evaluate"]["metrics"])
+    # Every step of the DVC copy ran under DVC (the local run's steps are the same steps).
     for step in local["steps"]:
         manifest = json.loads((project / f"artifacts/flights/{step}/_loopline.json").read_text())
         assert manifest["orchestrator"] == "dvc", step
         assert local["steps"][step]["status"] == "succeeded", step
-    assert not (locally / "dvc.yaml").exists() and not (locally / ".dvc").exists()
     version = registry_client(project).get_model_version_by_alias("flights-late-arrival",
                                                                   "champion")
     assert version.tags["loopline.orchestrator"] == "dvc"

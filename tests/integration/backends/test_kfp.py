@@ -18,6 +18,7 @@ from loopline.backends.kfp.compile import KfpCompiler
 from loopline.backends.kfp.components import export_components
 from loopline.pipeline.load import load_pipeline
 from tests.support import REPO, copy_example, run_cli, run_json
+from tests.support.parity import assert_same_metrics, local_summary, parity_project
 
 pytestmark = pytest.mark.slow
 
@@ -97,10 +98,9 @@ def test_component_yamls_are_fresh_and_load(tmp_path: Path) -> None:
     assert report["artifacts"]["out_report"]["artifactType"]["schemaTitle"] == "system.HTML"
 
 
-def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> None:
-    options = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 40,
-               "gate__min_roc_auc": 0.55}
-    via_kfp = copy_example(tmp_path / "kfp", **options)
+def test_kfp_local_gives_the_same_metrics_as_loopline_run(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    via_kfp = parity_project(tmp_path / "kfp")
     code, out, err = run_cli("run", str(via_kfp / "pipelines" / "flights.yaml"),
                              "--backend", "kfp-local", "--json")
     summary = json.loads(out)
@@ -113,11 +113,8 @@ def test_kfp_local_gives_the_same_metrics_as_loopline_run(tmp_path: Path) -> Non
     assert "KFP Executor" not in err and len(err.splitlines()) < 40, err[-3000:]
     (log,) = (via_kfp / ".loopline" / "logs").glob("kfp-local-*.log")
     assert "KFP Executor" in log.read_text()
-    local = run_json(copy_example(tmp_path / "local", **options) / "pipelines" / "flights.yaml")
-    ours = local["steps"]["evaluate"]["metrics"]
-    theirs = summary["steps"]["evaluate"]["metrics"]
-    for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
-        assert theirs[metric] == pytest.approx(ours[metric], abs=1e-12), metric
+    assert_same_metrics(summary["steps"]["evaluate"]["metrics"],
+                        local_summary(tmp_path_factory)["steps"]["evaluate"]["metrics"])
     from tests.support import registry_client
 
     version = registry_client(via_kfp).get_model_version_by_alias("flights-late-arrival",

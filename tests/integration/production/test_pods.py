@@ -16,15 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.support import copy_example, run_json
+from tests.support.parity import assert_same_metrics, local_summary, parity_project
 from tests.support.pods import build_image, render_airflow_pods, run_pod
 from tests.support.production import production_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 MODEL = "flights-late-arrival"
-SLICE = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 20,
-         "gate__min_roc_auc": 0.55}
-
 
 def _pod_mode(project: Path) -> Path:
     """The example in pod mode: every step an Airflow KubernetesPodOperator."""
@@ -66,12 +63,13 @@ def _kfp_tasks_get_the_same_environment(project: Path, pods: dict[str, Any],
 
 
 def test_each_step_in_its_own_pod_registers_the_all_local_model(
-        tmp_path: Path, redis_db: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, redis_db: int, monkeypatch: pytest.MonkeyPatch,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     from mlflow import MlflowClient
 
-    local = run_json(_pod_mode(copy_example(tmp_path / "local", **SLICE)))
+    local = local_summary(tmp_path_factory)  # where each step runs changes no figure
     planted = f"planted-{uuid.uuid4().hex}"  # the S3 secret key: moto takes any
-    project = copy_example(tmp_path / "project", **SLICE)
+    project = parity_project(tmp_path / "project")
     _pod_mode(project)
     with production_stack(tmp_path, redis_db, secret_access_key=planted) as stack:
         (project / "params.production.yaml").write_text(stack.overlay("pods"))
@@ -96,9 +94,7 @@ def test_each_step_in_its_own_pod_registers_the_all_local_model(
         s3 = stack.s3.client()
         evaluate = json.loads(s3.get_object(
             Bucket=stack.s3.bucket, Key="pods/flights/evaluate/_loopline.json")["Body"].read())
-        for metric in ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"):
-            assert evaluate["metrics"][metric] == pytest.approx(
-                local["steps"]["evaluate"]["metrics"][metric], abs=1e-12), metric
+        assert_same_metrics(evaluate["metrics"], local["steps"]["evaluate"]["metrics"])
         # Nothing a pod wrote outlived it but what went to the shared services.
         assert not (tmp_path / "project" / "artifacts").exists()
         assert not list(image.rglob("mlflow.db")) and not (image / "artifacts").exists()

@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import copy_example, run_cli, run_json
+from tests.support import run_cli, run_json
 from tests.support.airflow import airflow_env, migrate, python
+from tests.support.parity import assert_same_metrics, local_summary, parity_project
 from tests.support.production import Stack, production_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 MODEL = "flights-late-arrival"
-METRICS = ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss")
-# A small real slice: January trains, February judges.
-SLICE = {"data__last_month": 2, "data__eval_from": "2013-02-01", "train__max_iter": 20,
-         "gate__min_roc_auc": 0.55, "gate__max_latency_ratio": 100.0}
 
 
 def _project(root: Path) -> Path:
-    project = copy_example(root, **SLICE)
+    project = parity_project(root)
     (project / "pipelines" / "flights_torch.yaml").unlink()
     return project
 
@@ -48,13 +44,9 @@ def _s3_manifest(stack: Stack, key: str) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
-def _same_metrics(theirs: dict[str, float], ours: dict[str, float]) -> None:
-    for metric in METRICS:
-        assert theirs[metric] == pytest.approx(ours[metric], abs=1e-12), metric
-
-
 def test_production_profile_runs_every_backend_with_the_all_local_metrics(
-        tmp_path: Path, redis_db: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, redis_db: int, monkeypatch: pytest.MonkeyPatch,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     import redis
     from mlflow import MlflowClient
 
@@ -62,21 +54,18 @@ def test_production_profile_runs_every_backend_with_the_all_local_metrics(
 
     project = _project(tmp_path / "p")
     spec = project / "pipelines" / "flights.yaml"
-    local = run_json(spec)
-    ours = local["steps"]["evaluate"]["metrics"]
-    shutil.rmtree(project / "artifacts")
-    (project / "mlflow.db").unlink()
+    ours = local_summary(tmp_path_factory)["steps"]["evaluate"]["metrics"]
 
     with production_stack(tmp_path, redis_db) as stack:
         _in_production(stack, project, "run", monkeypatch)
         production = run_json(spec)
         assert production["status"] == "succeeded", production
-        _same_metrics(production["steps"]["evaluate"]["metrics"], ours)
+        assert_same_metrics(production["steps"]["evaluate"]["metrics"], ours)
         # Nothing landed in the project: artifacts in the bucket, runs and models on the
         # server, features in PostgreSQL and Redis.
         assert not (project / "artifacts").exists() and not (project / "mlflow.db").exists()
         evaluate = _s3_manifest(stack, "run/flights/evaluate/_loopline.json")
-        _same_metrics(evaluate["metrics"], ours)
+        assert_same_metrics(evaluate["metrics"], ours)
         client = MlflowClient(tracking_uri=stack.mlflow, registry_uri=stack.mlflow)
         champion = client.get_model_version_by_alias(MODEL, "champion")
         assert champion.source.startswith(("models:/", "mlflow-artifacts:/"))
@@ -102,7 +91,7 @@ def test_production_profile_runs_every_backend_with_the_all_local_metrics(
         _in_production(stack, project, "kfp", monkeypatch)
         code, out, err = run_cli("run", str(spec), "--backend", "kfp-local", "--json")
         assert code == 0, err[-3000:]
-        _same_metrics(json.loads(out)["steps"]["evaluate"]["metrics"], ours)
+        assert_same_metrics(json.loads(out)["steps"]["evaluate"]["metrics"], ours)
 
         # Airflow's dag.test(): in-process tasks as on a Celery worker with the secrets exported.
         _in_production(stack, project, "airflow", monkeypatch)
@@ -121,7 +110,7 @@ def test_production_profile_runs_every_backend_with_the_all_local_metrics(
         assert "STATE success" in result.stdout, (result.stdout + result.stderr)[-5000:]
         evaluate = _s3_manifest(stack, "airflow/flights/evaluate/_loopline.json")
         assert evaluate["orchestrator"] == "airflow"
-        _same_metrics(evaluate["metrics"], ours)
+        assert_same_metrics(evaluate["metrics"], ours)
         versions = client.search_model_versions(f"name='{MODEL}'")
         assert {v.tags.get("loopline.orchestrator") for v in versions} >= {"local", "kfp",
                                                                              "airflow"}
