@@ -65,7 +65,6 @@ class DriftParams(ComponentParams):
     report_rows: int = Field(20_000, ge=100, description="Rows per side in the HTML report.")
 
 
-
 def _check(params: DriftParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
     """ks and wasserstein compare numbers: a categorical column would fail mid-run."""
     from loopline.ml.drift_methods import NUMERIC_ONLY

@@ -48,7 +48,6 @@ class PredictionLogSpec(_Frozen):
     flush_every: Duration = Field(
         "5s", description="...or once the oldest buffered row is this old.")
 
-
     @property
     def flush_every_s(self) -> float:
         return duration_seconds(self.flush_every)
@@ -83,7 +82,6 @@ class MonitoringSpec(_Frozen):
         default_factory=lambda: ["metric"],
         description="Checks whose breach starts the spec's `retrain:` pipeline (same trigger "
                     "and records as drift).")
-
 
     @field_validator("retrain_on")
     @classmethod
@@ -132,7 +130,6 @@ class ServeSpec(_Frozen):
     batching: Batching = Field(default_factory=Batching)
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
-
 
     @property
     def refresh_s(self) -> float:
