@@ -212,6 +212,11 @@ def _assert_every_request_carries(authorization: str) -> None:
     assert not missing, missing
 
 
+# The alert routes each example spec declares (pipelines/*.yaml `alerts:`).
+ALERT_SECRETS = {"flights.yaml": ("LOOPLINE_SLACK_WEBHOOK", "LOOPLINE_PAGERDUTY_KEY"),
+                 "flights_drift.yaml": ("LOOPLINE_SLACK_WEBHOOK",)}
+
+
 def test_every_task_gets_the_step_environment_and_no_secret_value(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every task, the drift pipeline's `retrain` included (it reads and writes the
@@ -243,11 +248,10 @@ def test_every_task_gets_the_step_environment_and_no_secret_value(
             refs = {k["envVar"]: (ref["secretName"], k["secretKey"])
                     for ref in executor["secretAsEnv"] for k in ref["keyToEnv"]}
             assert refs["AWS_SECRET_ACCESS_KEY"] == ("loopline-s3", "secret-access-key")
-            assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LOOPLINE_FEAST_REGISTRY_URL",
-                    "LOOPLINE_FEAST_REDIS", "LOOPLINE_LOCK_URL"} <= set(refs)
-            assert set(refs) - {"LOOPLINE_SLACK_WEBHOOK", "LOOPLINE_PAGERDUTY_KEY"} == {
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "LOOPLINE_FEAST_REGISTRY_URL",
-                "LOOPLINE_FEAST_REDIS", "LOOPLINE_LOCK_URL"}  # plus the optional alert routes
+            # The spec's secrets, its alert routes' (optional ones) among them.
+            assert set(refs) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                 "LOOPLINE_FEAST_REGISTRY_URL", "LOOPLINE_FEAST_REDIS",
+                                 "LOOPLINE_LOCK_URL", *ALERT_SECRETS[spec]}, sorted(refs)
     assert "retrain" in names  # the drift pipeline's last task was among them
 
 
