@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -34,6 +34,11 @@ from loopline.integrations.model_card import ModelCard
 class PromoteParams(ComponentParams):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra version tags.")
     smoke_rows: int = Field(5, ge=1, description="Rows scored to check the registered copy.")
+    strategy: Literal["direct", "canary"] = Field(
+        "direct", description="direct: a passing version becomes champion at once. canary: "
+                              "it gets the `canary` alias and the spec's `rollout:` walks it "
+                              "to all traffic (the first version, with no champion, is "
+                              "crowned directly).")
 
 
 def _pip_requirements() -> list[str]:
@@ -64,6 +69,7 @@ def _log_model(model: Any, info: dict[str, Any], name: str, tags: dict[str, str]
         pip_requirements=_pip_requirements(), registered_model_name=name, tags=tags)
 
 
+CANARY = "canary"  # the alias a rollout walks (runtime.rollout)
 ANY_CHAMPION = "any"  # the gate compared with another alias: no champion to check
 
 
@@ -216,6 +222,12 @@ def run(ctx: StepContext, params: PromoteParams) -> StepResult:
             reg.record_event(client, name, alias=reg.CHAMPION, version=None,
                              candidate=version, reason=reason)
             ctx.log(f"{name} v{version} registered as challenger; {reason}")
+        elif params.strategy == "canary" and current is not None:
+            reg.move_alias(client, name, CANARY, version, reason=f"gate passed in run "
+                           f"{ctx.run_id}; rollout against champion v{current}",
+                           judged_against=judged)
+            ctx.log(f"{name} v{version} is the canary: `loopline rollout` walks it to all "
+                    f"traffic against champion v{current}")
         else:
             previous = reg.crown(client, name, version, reason=f"gate passed in run "
                                  f"{ctx.run_id}", judged_against=judged)

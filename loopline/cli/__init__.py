@@ -20,6 +20,7 @@ from loopline.cli import (
     init,
     models,
     monitor,
+    rollout,
     run,
     serve,
     spec,
@@ -33,7 +34,7 @@ REGISTER = (spec.register_validate, run.register_run, drift.register, run.regist
             compile_cmd.register_compile, compile_cmd.register_submit, spec.register_schema,
             suggest.register, components.register, init.register, features.register,
             models.register, serve.register, serve.register_replay, monitor.register,
-            feedback.register, dashboard.register, alerts.register)
+            rollout.register, feedback.register, dashboard.register, alerts.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

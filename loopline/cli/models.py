@@ -77,6 +77,20 @@ def _describe(event: dict[str, object]) -> str:
     if event.get("kind") == "monitor":
         return (f"{'monitor':>10} {event.get('check')} -> {event.get('state')} "
                 f"(v{event.get('version')})  {event.get('reason')}")
+    if event.get("kind") == "rollout":
+        figures = event.get("figures") or {}
+        rate = figures.get("error_rate")
+        seen = ", ".join(part for part in (
+            f"{figures['requests']} req" if "requests" in figures else "",
+            f"err {rate:.1%}" if rate is not None else "",
+            f"p99 {figures['p99_ms']:.0f} ms" if figures.get("p99_ms") is not None else "",
+            f"{figures.get('metric')} {figures['difference']:+.4f} p={figures['p_value']:.3f}"
+            if figures.get("p_value") is not None else "") if part)
+        where = "to" if event.get("action") == "advanced" else "at"
+        return (f"{'rollout':>10} {event.get('action')} v{event.get('version')} {where} "
+                f"{event.get('weight')}% (champion v{event.get('champion')})"
+                f"{' [manual]' if event.get('manual') else ''}  {event.get('reason')}"
+                + (f"  [{seen}]" if seen else ""))
     if event.get("kind") == "retrain_failed":
         return f"{'retrain':>10} failed: run {event.get('run')}  {event.get('reason')}"
     if event.get("kind") == "retrain":

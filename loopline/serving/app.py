@@ -52,6 +52,10 @@ class Service:
         self.batcher = Batcher(lambda jobs: run_jobs(jobs, serve.missing_features),
                                serve.batching.max_batch, serve.batching.max_wait_ms,
                                serve.batching.enabled, serve.model_threads)
+        self.shadow_batcher = Batcher(lambda jobs: run_jobs(jobs, serve.missing_features),
+                                      serve.batching.max_batch, serve.batching.max_wait_ms,
+                                      serve.batching.enabled, serve.model_threads)
+        self._shadow_tasks: set[asyncio.Task[None]] = set()  # held until done (GC)
         self.load_error: str | None = None
 
     # -- endpoints -----------------------------------------------------------------------
@@ -111,13 +115,17 @@ class Service:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             return _problems([FieldError("body", f"not JSON: {exc}")], 400), None
-        route, served = self.router.pick(_key(payload, served_keys(self.router)))
+        key = request.headers.get("x-routing-key") or \
+            _key(payload, served_keys(self.router)) or request_id
+        route, served = self.router.pick(key)
         rows, errors = self._rows(payload, batch, served)  # checked by the version that answers
         if errors:
             return _problems(errors), None
-        job = Job(rows, served, route, ids=[f"{request_id}-{i}" for i in range(len(rows))]
-                  if batch else [request_id])
+        ids = [f"{request_id}-{i}" for i in range(len(rows))] if batch else [request_id]
+        job = Job(rows, served, route, ids=ids)
         await self.batcher.submit(job)
+        if shadows := self.router.shadows(key):
+            self._mirror(shadows, rows, ids, endpoint="batch" if batch else "predict")
         if job.error:
             return _json({"error": f"prediction failed: {job.error}",
                           "request_id": request_id}, 500), job
@@ -134,6 +142,24 @@ class Service:
         else:
             out.update(prediction=job.scores[0], missing_features=job.missing[0])
         return _json(out), job
+
+    def _mirror(self, shadows: list[tuple[str, ServedModel]], rows: list[dict[str, Any]],
+                ids: list[str], endpoint: str) -> None:
+        """Send the request's rows to each shadow version once the answer is on its way: on
+        a batcher of its own, so a shadow call never queues before a champion call; logged
+        with route `shadow`, never returned."""
+        for route, model in shadows:
+            job = Job(rows, model, route, ids=list(ids))
+            task = asyncio.get_running_loop().create_task(self._shadow(job, endpoint))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, job: Job, endpoint: str) -> None:
+        await asyncio.sleep(0)  # after the answer's own continuation has run
+        started = time.perf_counter()
+        await self.shadow_batcher.submit(job)
+        status = 500 if job.error else 200
+        self._observe(endpoint, status, time.perf_counter() - started, job, job.ids[0])
 
     def _rows(self, payload: Any, batch: bool,
               served: ServedModel) -> tuple[list[dict[str, Any]], list[FieldError]]:

@@ -29,7 +29,7 @@ from loopline.runtime.tracking import resolve_uris
 from loopline.serving.app import Service, build_app
 from loopline.serving.metrics import MULTIPROC_ENV, WORKERS_DIR_ENV
 from loopline.serving.monitor_loop import MonitorLoop
-from loopline.serving.router import CHAMPION
+from loopline.serving.router import CANARY, CHAMPION, Split
 from loopline.serving.served_model import Source
 from loopline.spec.load import LoadedSpec
 from loopline.spec.paths import location
@@ -80,6 +80,13 @@ def serve_spec(loaded: LoadedSpec, settings: Settings) -> ServeSpec:
     return serve.model_copy(update=changes)
 
 
+def rollout_state_uri(loaded: LoadedSpec) -> str | None:
+    """The controller's state file the server routes by; None for a spec without rollout."""
+    from loopline.runtime.rollout_state import state_uri
+
+    return state_uri(loaded) if loaded.spec.rollout is not None else None
+
+
 def log_folder(loaded: LoadedSpec) -> str:
     root = location(loaded.spec.artifacts.root, loaded.project_root)
     return plog.log_folder(root, model_name(loaded))
@@ -98,8 +105,10 @@ def build_service(loaded: LoadedSpec, serve: ServeSpec) -> tuple[Service, Source
 class Refresher:
     """Loads the alias's version at start, then swaps in each new one as the alias moves."""
 
-    def __init__(self, service: Service, source: Source, ref: str, every_s: float) -> None:
+    def __init__(self, service: Service, source: Source, ref: str, every_s: float,
+                 rollout_state: str | None = None) -> None:
         self.service, self.source, self.ref, self.every_s = service, source, ref, every_s
+        self.rollout_state = rollout_state  # the controller's rollout.json, when a rollout
         self._stop = threading.Event()
         self._failed: dict[str, float] = {}  # version -> when it last failed to load
         self.thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
@@ -118,16 +127,9 @@ class Refresher:
             if not wanted and current is None:
                 self.service.load_error = f"{self.source.name} has no {self.ref!r} version yet"
             return current.number if current else None
-        failed_at = self._failed.get(wanted)
-        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_S:
+        served = self._loaded(wanted)
+        if served is None:
             return current.number if current else None  # tried lately; keep serving
-        try:
-            served = self.source.load(wanted)
-            _warm_up(served)
-        except Exception:
-            self._failed[wanted] = time.monotonic()
-            raise
-        self._failed.pop(wanted, None)
         previous = self.service.router.swap(CHAMPION, served)
         metrics, name = self.service.metrics, self.source.name
         if previous is not None:
@@ -141,10 +143,57 @@ class Refresher:
         self.service.load_error = None
         return served.number
 
+    def _loaded(self, version: str) -> Any:
+        """`version` ready to serve: the canary's copy when it is that version (a promoted
+        challenger is not loaded twice), else loaded and warmed; None if it failed lately."""
+        canary = self.service.router.served().get(CANARY)
+        if canary is not None and canary.number == version:
+            return canary
+        failed_at = self._failed.get(version)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_S:
+            return None
+        try:
+            served = self.source.load(version)
+            _warm_up(served)
+        except Exception:
+            self._failed[version] = time.monotonic()
+            raise
+        self._failed.pop(version, None)
+        return served
+
+    def follow_rollout(self) -> None:
+        """Route the challenger's share the controller wrote; the champion alone otherwise."""
+        from loopline.runtime import rollout_state
+
+        if self.rollout_state is None:
+            return
+        wanted = rollout_state.traffic_of(rollout_state.read(self.rollout_state))
+        router, name = self.service.router, self.source.name
+        champion = router.served().get(CHAMPION)
+        if wanted.canary is None or wanted.weight <= 0 or \
+                (champion is not None and champion.number == wanted.canary):
+            if (dropped := router.clear_split()) is not None:
+                self.service.metrics.info.labels(name, dropped.number, CANARY).set(0)
+                print(f"rollout over: {name} v{champion.number if champion else '-'} "
+                      "answers every request", flush=True)
+            return
+        current = router.served().get(CANARY)
+        served = current if current is not None and current.number == wanted.canary else \
+            self._loaded(wanted.canary)
+        split = Split(float(wanted.weight), wanted.mode, wanted.rollout)
+        if served is None or (served is current and router.split == split):
+            return
+        router.set_split(served, split)
+        self.service.metrics.info.labels(name, served.number, CANARY).set(1)
+        verb = "mirrors" if wanted.mode == "shadow" else "answers"
+        print(f"rollout {wanted.rollout}: v{served.number} {verb} {wanted.weight}% of "
+              f"requests ({wanted.mode})", flush=True)
+
     def _loop(self) -> None:
         while True:
             try:
                 self.check()
+                self.follow_rollout()
             except Exception as exc:  # noqa: BLE001 - keep serving what is loaded; try again
                 self.service.load_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 print(f"could not load {self.source.name}@{self.ref}: "
@@ -192,7 +241,8 @@ def create_app(settings: Settings, preload: bool = False, watch: bool = False) -
     loaded = load_pipeline(settings.spec, settings.overrides)
     serve = serve_spec(loaded, settings)
     service, source = build_service(loaded, serve)
-    refresher = Refresher(service, source, serve.model, serve.refresh_s)
+    refresher = Refresher(service, source, serve.model, serve.refresh_s,
+                          rollout_state_uri(loaded))
     service.metrics.workers.labels(service.model_name).set(1)
     monitor = live_checks(loaded, serve, service) if watch else None
 
@@ -203,6 +253,7 @@ def create_app(settings: Settings, preload: bool = False, watch: bool = False) -
 
             with contextlib.suppress(Exception):  # the loop below retries and says why
                 await asyncio.to_thread(refresher.check)
+                await asyncio.to_thread(refresher.follow_rollout)
         refresher.start()
         if monitor is not None:
             monitor.start()
@@ -212,6 +263,7 @@ def create_app(settings: Settings, preload: bool = False, watch: bool = False) -
         if monitor is not None:
             monitor.stop()
         service.batcher.close()
+        service.shadow_batcher.close()
         if service.log is not None:
             service.log.close()  # what is buffered becomes a file before the process ends
 

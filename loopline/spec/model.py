@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from loopline.spec.alerts import AlertsSpec
 from loopline.spec.durations import Duration, duration_seconds
 from loopline.spec.refs import OutputRef
+from loopline.spec.rollout import RolloutSpec
 from loopline.spec.schedules import SCHEDULE_PRESETS, check_schedule
 from loopline.spec.serving import ServeSpec
 
@@ -227,6 +228,9 @@ class PipelineSpec(_Frozen):
     serve: ServeSpec | None = Field(
         None, description="`loopline serve`: the registry model behind an HTTP server, its "
                           "prediction log and live checks.")
+    rollout: RolloutSpec | None = Field(
+        None, description="How a challenger that passed its gate reaches all traffic: canary "
+                          "steps, shadow or A/B, gated at each step (`loopline rollout`).")
     alerts: AlertsSpec | None = Field(
         None, description="Where events (drift, failed gates and steps, live checks, "
                           "retraining) are sent: Slack, PagerDuty, webhooks.")
@@ -251,6 +255,13 @@ class PipelineSpec(_Frozen):
         if both := sorted(set(self.env) & set(self.secrets)):
             raise ValueError(f"{', '.join(both)}: in both env and secrets; a variable comes "
                              "from one place")
+        return self
+
+    @model_validator(mode="after")
+    def _rollout_needs_a_server(self) -> PipelineSpec:
+        if self.rollout is not None and (self.registry is None or self.serve is None):
+            raise ValueError("rollout: needs registry.model_name and a `serve:` block (the "
+                             "server routes the challenger's share of traffic)")
         return self
 
     @model_validator(mode="after")
