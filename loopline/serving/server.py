@@ -170,7 +170,10 @@ class Refresher:
         wanted = rollout_state.traffic_of(rollout_state.read(self.rollout_state))
         router, name = self.service.router, self.source.name
         champion = router.served().get(CHAMPION)
-        if wanted.canary is None or wanted.weight <= 0 or \
+        # A server pinned to one version (`--model 3`: a KServe revision) answers only from
+        # it; KServe splits the traffic between revisions. It still mirrors a shadow.
+        pinned = self.ref.isdigit() and wanted.mode != "shadow"
+        if pinned or wanted.canary is None or wanted.weight <= 0 or \
                 (champion is not None and champion.number == wanted.canary):
             if (dropped := router.clear_split()) is not None:
                 self.service.metrics.info.labels(name, dropped.number, CANARY).set(0)
