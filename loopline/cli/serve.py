@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from loopline.cli.common import EXIT_FAILED, EXIT_OK, Subcommands, load, spec_command, spec_errors
 
@@ -31,6 +32,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     plan = ReplayPlan(args.rows, args.filter, args.time_column, args.requests,
                       args.concurrency, args.seconds, args.rate)
     what = "rows" + (f" where {args.filter}" if args.filter else "")
+    if args.rollout:
+        return _replay_rollout(args, loaded, plan)
     try:
         if args.url:
             result = replay(args.url.rstrip("/"), plan, loaded.project_root)
@@ -42,6 +45,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(summary(result, what))
     return EXIT_OK if result.failed == 0 else EXIT_FAILED
+
+
+def _replay_rollout(args: argparse.Namespace, loaded: Any, plan: Any) -> int:
+    """The replay through a rollout: server and controller as children, labels fed back."""
+    from loopline.serving import rollout_replay
+    from loopline.serving.replay import local_server
+
+    if not args.labels:
+        print("error: --rollout needs --labels EXPR (the true outcome of each row, e.g. "
+              "'arr_delay > 15'): the metric gate judges on them", file=sys.stderr)
+        return EXIT_FAILED
+    from loopline.runtime import rollout
+
+    if rollout.evaluate(loaded, act=False).get("status") in (None, "idle", "promoted",
+                                                              "rolled_back"):
+        name = loaded.spec.registry.model_name
+        print(f"no rollout to replay through: {name} has no canary (its gate refused the "
+              f"challenger, or it is the champion already); see `loopline models list {name}`")
+        return EXIT_OK
+    try:
+        with local_server(args.file, args.set or [], args.port or _free_port()) as url, \
+                rollout_replay.controller(args.file, args.set or [], plan.seconds) as watcher:
+            result = rollout_replay.replay_rollout(url, loaded, plan, args.labels, watcher)
+            if result.controller_exit is None:  # rows or time ran out first
+                watcher.wait(timeout=60)
+                result.controller_exit = watcher.returncode
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(rollout_replay.summary(result))
+    return EXIT_OK if result.controller_exit == 0 else EXIT_FAILED
 
 
 def _free_port() -> int:
@@ -77,3 +111,8 @@ def register_replay(sub: Subcommands) -> None:
     replay.add_argument("--concurrency", type=int, default=8, help="connections in flight")
     replay.add_argument("--seconds", type=float, default=30.0, help="and at most this long")
     replay.add_argument("--rate", type=float, help="open loop: requests per second")
+    replay.add_argument("--labels", metavar="EXPR", help="each row's true outcome (e.g. "
+                        "'arr_delay > 15'), fed back as labels one chunk after its answer")
+    replay.add_argument("--rollout", action="store_true",
+                        help="replay through the spec's rollout: also run `loopline rollout "
+                             "watch --until-done`, stop once it has promoted or rolled back")

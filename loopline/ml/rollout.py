@@ -152,6 +152,14 @@ def decide(policy: RolloutSpec, *, champion: pd.DataFrame, challenger_all: pd.Da
                             f"(max_duration): champion kept; {metric['reason'] if metric else ''}")
         return decision(WAIT, f"gates hold; the metric has not decided: "
                         f"{metric['reason'] if metric else 'no metric'}")
+    if last and gate is not None and gate.required and metric and \
+            min(metric["champion_labelled"], metric["challenger_labelled"]) < gate.min_labels:
+        short = f"{metric['challenger_labelled']} labelled predictions of the challenger and " \
+                f"{metric['champion_labelled']} of the champion (min_labels {gate.min_labels})"
+        if step_age_s >= policy.max_duration_s:
+            return decision(HOLD, f"gates held, but {short} by max_duration: the metric was "
+                            "never judged; promote or abort by hand")
+        return decision(WAIT, f"gates held; promotion waits for labels: {short}")
     if last:
         return decision(PROMOTE if policy.promote == "auto" else HOLD,
                         f"gates held at {share}% over {now.requests} requests")
@@ -175,8 +183,13 @@ def _gates(policy: RolloutSpec, champ: ArmFigures, now: ArmFigures) -> list[dict
 
     rate, base = now.error_rate, champ.error_rate or 0.0
     if g.error_rate is not None:
-        add("error_rate", rate, g.error_rate, judged,
-            f"errors {_pct(rate)} of {now.requests} requests (limit {g.error_rate:.1%})")
+        # More errors than the limit allows in `min_requests`: the breach is certain before
+        # the sample is full, so a broken canary goes after a handful of requests.
+        certain = now.errors > g.error_rate * policy.min_requests
+        add("error_rate", rate, g.error_rate, judged or certain,
+            f"errors {_pct(rate)} of {now.requests} requests (limit {g.error_rate:.1%})"
+            + ("" if judged or not certain else f": {now.errors} errors already exceed "
+               f"{g.error_rate:.1%} of min_requests {policy.min_requests}"))
     if g.error_rate_over_champion is not None:
         add("error_rate_vs_champion", None if rate is None else rate - base,
             g.error_rate_over_champion, vs_champion,
@@ -200,7 +213,7 @@ def _metric(gate: MetricGate | None, kind: str, champ: np.ndarray | None,
     if gate is None or champ is None or chall is None:
         return None
     compared = sequential.compare(
-        sequential.Arm.of(champ.tolist()), sequential.Arm.of(chall.tolist()), alpha=gate.alpha,
+        sequential.Arm.of(champ), sequential.Arm.of(chall), alpha=gate.alpha,
         tau=gate.tau, higher_is_better=not LOWER_IS_BETTER[kind], min_samples=gate.min_labels,
         previous_p=previous_p)
     return {"outcome": kind, "verdict": compared.verdict,

@@ -21,8 +21,11 @@ per-request outcomes it reads from the prediction log and the labels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 Verdict = Literal["better", "worse", "undecided"]
 
@@ -36,8 +39,11 @@ class Arm:
     variance: float
 
     @classmethod
-    def of(cls, values: list[float]) -> Arm:
+    def of(cls, values: Sequence[float]) -> Arm:
         n = len(values)
+        if isinstance(values, np.ndarray):  # a rollout's thousands of outcomes: vectorised
+            return cls(n, float(values.mean()) if n else 0.0,
+                       float(values.var(ddof=1)) if n > 1 else 0.0)
         mean = sum(values) / n if n else 0.0
         variance = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
         return cls(n, mean, variance)

@@ -34,6 +34,7 @@ from loopline.spec.rollout import RolloutSpec
 
 CANARY = "canary"
 EVENT_KIND = "rollout"
+HOLDER_FILE = "rollout-controller.json"  # who holds the controller lock, for the one refused
 MAX_LOOKS = 400  # looks kept in the state (decisions are always kept)
 Traffic = rs.Traffic
 
@@ -79,14 +80,18 @@ def traffic(loaded: LoadedSpec) -> Traffic:
 def controller(loaded: LoadedSpec, timeout_s: float = 0) -> Iterator[None]:
     """Hold the model's controller lock, or raise ControllerBusy naming who acts instead."""
     name = _name(loaded)
+    holder_uri = f"{rs.folder(loaded)}/{HOLDER_FILE}"
     try:
         with model_lock(_uris(loaded)[1], f"{name}#rollout-controller", timeout_s):
+            rs.write(holder_uri, {"host": socket.gethostname(), "pid": os.getpid(),
+                                  "since": datetime.now(UTC).isoformat()})
             yield
     except LockError as exc:
         if isinstance(exc, ControllerBusy):
             raise
-        holder = rs.read(rs.state_uri(loaded)).get("controller") or {}
-        who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+        holder = rs.read(holder_uri)
+        who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}" \
+            if holder else "another process"
         raise ControllerBusy(f"another controller ({who}) is acting on {name}'s rollout; this "
                              "one does nothing") from None
 

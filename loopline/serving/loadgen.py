@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 RECV = 65536
 
 
-def post(host: str, port: int, path: str, body: bytes) -> bytes:
+def post(host: str, port: int, path: str, body: bytes,
+         headers: dict[str, str] | None = None) -> bytes:
     """A complete HTTP/1.1 POST with a JSON body, ready for one `send`."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+            f"{extra}Content-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
 
 

@@ -36,6 +36,10 @@ class MetricGate(_Frozen):
                                                "sensitive to, in the outcome's units.")
     min_labels: int = Field(200, ge=10, description="Labelled predictions per version before "
                                                     "the test may decide.")
+    required: bool = Field(
+        True, description="Promotion waits until both versions have `min_labels` (the "
+                          "quality was looked at, not assumed); still short at max_duration: "
+                          "the rollout holds for a person.")
 
 
 class RolloutGates(_Frozen):
