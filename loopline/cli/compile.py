@@ -27,11 +27,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
     loaded = load(args)
     if args.target == "kfp":
         from loopline.backends.kfp.compile import KfpCompiler
+        from loopline.backends.kfp.rollout import compile_rollout
 
-        output = output_file(args.output) if args.output else \
-            Path(f"build/{loaded.spec.name}.yaml")
+        name = f"{loaded.spec.name}-rollout" if args.rollout else loaded.spec.name
+        output = output_file(args.output) if args.output else Path(f"build/{name}.yaml")
         with contextlib.redirect_stdout(sys.stderr):
-            KfpCompiler().compile(loaded, output, args.image, args.project_root)
+            if args.rollout:
+                if loaded.spec.rollout is None:
+                    raise CommandError(f"{loaded.display} has no `rollout:` block",
+                                       EXIT_BAD_SPEC)
+                compile_rollout(loaded, output, args.image, args.project_root)
+            else:
+                KfpCompiler().compile(loaded, output, args.image, args.project_root)
         print(f"wrote {output}", file=sys.stderr)
         return EXIT_OK
     if args.target == "kserve":
@@ -100,10 +107,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     params = values_from_json(args.params, "--params") if args.params else None
     if params is not None:
         run_time_overrides(loaded, params, "--params")  # refuse unknown and env: keys
+    if args.rollout and args.schedule:
+        raise CommandError("--rollout is a recurring run every rollout.every: drop --schedule",
+                           EXIT_BAD_SPEC)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            result = submit(loaded, args.host, args.experiment, args.schedule, args.image,
-                            args.project_root, params)
+            if args.rollout:
+                from loopline.backends.kfp.rollout import recurring_run
+
+                result = recurring_run(loaded, args.host, args.experiment, args.image,
+                                       args.project_root, params)
+            else:
+                result = submit(loaded, args.host, args.experiment, args.schedule, args.image,
+                                args.project_root, params)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
@@ -135,6 +151,9 @@ def register_compile(sub: Subcommands) -> None:
                              help="kserve: the canary's share of traffic, %%")
     compile_cmd.add_argument("--project-root", default="/app",
                              help="kfp: where the project lives in the step image")
+    compile_cmd.add_argument("--rollout", action="store_true",
+                             help="kfp: the rollout controller's one-look pipeline "
+                                  "(build/<name>-rollout.yaml), for a recurring run")
     compile_cmd.add_argument("--set", action="append", help=argparse.SUPPRESS)
     compile_cmd.set_defaults(fn=cmd_compile)
 
@@ -151,6 +170,8 @@ def register_submit(sub: Subcommands) -> None:
                         "loopline-step:<version>)")
     submit.add_argument("--project-root", default="/app",
                         help="where the project lives in the step image")
+    submit.add_argument("--rollout", action="store_true",
+                        help="a recurring run of the rollout controller, every rollout.every")
     submit.add_argument("--params", help='JSON overrides, e.g. \'{"train": {"max_iter": 300}}\'')
     submit.add_argument("--set", action="append", help=argparse.SUPPRESS)
     submit.set_defaults(fn=cmd_submit)

@@ -76,9 +76,13 @@ def serve_spec(loaded: LoadedSpec) -> ServeSpec:
     return loaded.spec.serve
 
 
+def state_folder(loaded: LoadedSpec) -> str:
+    """Where a served model's live state lives (the live checks', the rollout's)."""
+    return f"{artifacts_root(loaded).rstrip('/')}/{STATE_FOLDER}/{model_name(loaded)}"
+
+
 def state_uri(loaded: LoadedSpec) -> str:
-    return f"{artifacts_root(loaded).rstrip('/')}/{STATE_FOLDER}/{model_name(loaded)}/" \
-           f"{STATE_FILE}"
+    return f"{state_folder(loaded)}/{STATE_FILE}"
 
 
 def read_state(uri: str) -> dict[str, Any]:

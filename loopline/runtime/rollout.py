@@ -114,10 +114,14 @@ def _look(loaded: LoadedSpec, now: datetime, act: bool, command: str | None) -> 
     state = rs.read(uri)
     canary, champion = _alias(loaded, CANARY), _alias(loaded, "champion")
     if state.get("status") in rs.ACTIVE and state.get("challenger") != canary:
-        if act:  # someone moved the alias by hand: that rollout is over
-            return _end(loaded, state, now, rs.ROLLED_BACK, "the canary alias was moved by "
-                        f"hand (now {canary or 'none'}); champion kept", None)
-        return {**state, "note": "the canary alias no longer names this rollout's challenger"}
+        if not act:
+            return {**state, "note": "the canary alias no longer names this rollout's "
+                                     f"challenger (now {canary or 'none'})"}
+        # Moved by a person or a newer training run: that rollout is over; a new canary
+        # starts its own below, so the alias stays where it was put.
+        state = _end(loaded, state, now, rs.ROLLED_BACK, "the canary alias moved to "
+                     f"{'v' + canary if canary else 'none'}; champion kept", None,
+                     drop_alias=False)
     if state.get("status") not in rs.ACTIVE:
         if not canary or canary == champion:
             if act and canary == champion and canary:
@@ -219,7 +223,7 @@ def _begin(loaded: LoadedSpec, spec: RolloutSpec, canary: str, champion: str,
 
 
 def _end(loaded: LoadedSpec, state: dict[str, Any], now: datetime, status: str, reason: str,
-         look: dict[str, Any] | None) -> dict[str, Any]:
+         look: dict[str, Any] | None, drop_alias: bool = True) -> dict[str, Any]:
     """Traffic back first (weight 0 in the state the servers read), then the registry."""
     from loopline.integrations import mlflow_registry as reg
 
@@ -237,7 +241,8 @@ def _end(loaded: LoadedSpec, state: dict[str, Any], now: datetime, status: str, 
         rs.write(rs.state_uri(loaded), state)
     else:  # traffic back on the champion first, then the registry
         rs.write(rs.state_uri(loaded), state)
-        _drop_canary(loaded)
+        if drop_alias:
+            _drop_canary(loaded)
     _record(loaded, state, "promoted" if status == rs.PROMOTED else "rolled_back",
             look or {"reason": reason})
     kind = "rollout.promoted" if status == rs.PROMOTED else "rollout.rolled_back"

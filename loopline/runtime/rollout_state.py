@@ -17,9 +17,7 @@ from typing import Any
 
 from loopline.integrations.filesystems import filesystem, write_text_whole
 from loopline.spec.load import LoadedSpec
-from loopline.spec.paths import location
 
-FOLDER = "monitoring"
 STATE_FILE = "rollout.json"
 RECORDS = "rollouts"
 RUNNING, HELD, PROMOTED, ROLLED_BACK = "running", "held", "promoted", "rolled_back"
@@ -39,9 +37,10 @@ class Traffic:
 
 
 def folder(loaded: LoadedSpec) -> str:
-    root = location(loaded.spec.artifacts.root, loaded.project_root).rstrip("/")
-    name = loaded.spec.registry.model_name if loaded.spec.registry else loaded.spec.name
-    return f"{root}/{FOLDER}/{name}"
+    """Beside the live checks' state: one folder per served model."""
+    from loopline.runtime.monitoring import state_folder
+
+    return state_folder(loaded)
 
 
 def state_uri(loaded: LoadedSpec) -> str:

@@ -57,6 +57,7 @@ class Service:
                                       serve.batching.enabled, serve.model_threads)
         self._shadow_tasks: set[asyncio.Task[None]] = set()  # held until done (GC)
         self.load_error: str | None = None
+        self.sticky_by: str | list[str] = "request"  # the spec's rollout.sticky_by
 
     # -- endpoints -----------------------------------------------------------------------
     async def predict(self, request: Request) -> Response:
@@ -116,7 +117,7 @@ class Service:
         except orjson.JSONDecodeError as exc:
             return _problems([FieldError("body", f"not JSON: {exc}")], 400), None
         key = request.headers.get("x-routing-key") or \
-            _key(payload, served_keys(self.router)) or request_id
+            _key(payload, self._sticky_fields()) or request_id
         route, served = self.router.pick(key)
         rows, errors = self._rows(payload, batch, served)  # checked by the version that answers
         if errors:
@@ -142,6 +143,13 @@ class Service:
         else:
             out.update(prediction=job.scores[0], missing_features=job.missing[0])
         return _json(out), job
+
+    def _sticky_fields(self) -> tuple[str, ...]:
+        """The input fields that key a request's route (`rollout.sticky_by`); none: the
+        `x-routing-key` header or the request id."""
+        if self.sticky_by == "entity":
+            return served_keys(self.router)
+        return () if self.sticky_by == "request" else tuple(self.sticky_by)
 
     def _mirror(self, shadows: list[tuple[str, ServedModel]], rows: list[dict[str, Any]],
                 ids: list[str], endpoint: str) -> None:
@@ -207,13 +215,13 @@ class Service:
 
 
 def served_keys(router: Router) -> tuple[str, ...]:
-    """The entity keys of the champion's feature service: the sticky routing key."""
+    """The entity keys of the champion's feature service (`rollout.sticky_by: entity`)."""
     served = router.served().get("champion")
     return served.schema.keys if served else ()
 
 
 def _key(payload: Any, keys: tuple[str, ...]) -> str:
-    """The routing key: the first row's entity keys (a rollout keeps a caller on one version)."""
+    """The routing key: the first row's values of `keys` ("" without keys)."""
     row = payload.get("inputs") if isinstance(payload, dict) else None
     if row is None and isinstance(payload, dict) and isinstance(payload.get("rows"), list) \
             and payload["rows"]:

@@ -99,7 +99,10 @@ def build_service(loaded: LoadedSpec, serve: ServeSpec) -> tuple[Service, Source
                     serve.feature_cache_s)
     log = plog.PredictionLog(log_folder(loaded), serve.log.flush_rows,
                              serve.log.flush_every_s) if serve.log.enabled else None
-    return Service(name, serve, log), source
+    service = Service(name, serve, log)
+    if loaded.spec.rollout is not None:
+        service.sticky_by = loaded.spec.rollout.sticky_by
+    return service, source
 
 
 class Refresher:

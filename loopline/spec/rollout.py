@@ -80,6 +80,11 @@ class RolloutSpec(_Frozen):
         "1h", description="A step that has not decided by then: canary and shadow advance "
                           "if the gates hold, ab ends with the champion kept.")
     every: Duration = Field("10s", description="How often the controller looks.")
+    sticky_by: str | list[str] = Field(
+        "request", description="What keeps a caller on one version: request (the "
+                               "`x-routing-key` header, else each request on its own), entity "
+                               "(the model's entity keys: right when they are many, such as "
+                               "users; wrong for a few airports), or a list of input fields.")
     promote: Literal["auto", "manual"] = Field(
         "auto", description="manual: hold at the last step until `loopline rollout promote`.")
     gates: RolloutGates = Field(default_factory=RolloutGates)
@@ -94,6 +99,8 @@ class RolloutSpec(_Frozen):
             raise ValueError("steps: a canary ends at 100 (all traffic) before it is promoted")
         if self.mode == "ab" and self.gates.metric is None:
             raise ValueError("mode ab decides on the metric: gates.metric cannot be null")
+        if isinstance(self.sticky_by, str) and self.sticky_by not in ("request", "entity"):
+            raise ValueError("sticky_by: request, entity, or a list of input fields")
         if duration_seconds(self.max_duration) < duration_seconds(self.min_duration):
             raise ValueError("max_duration is shorter than min_duration")
         return self

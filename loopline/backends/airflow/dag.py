@@ -18,6 +18,8 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from loopline.backends.airflow.assets import retrain_asset, step_assets
+from loopline.backends.airflow.rollout import dag_id as rollout_dag_id
+from loopline.backends.airflow.rollout import rollout_dag
 from loopline.backends.airflow.task import failure_callback
 from loopline.backends.base import step_fingerprint
 from loopline.backends.kubernetes import pod_env, pod_resources, step_command, step_image
@@ -184,7 +186,8 @@ def build_dag(loaded: LoadedSpec, drift_triggered: bool = False,
 
 
 def build_dags(pipelines_dir: str | Path) -> dict[str, DAG]:
-    """One DAG per `*.yaml` spec; broken specs gathered into one failing placeholder."""
+    """One DAG per `*.yaml` spec (and `<name>_rollout` for a spec with a `rollout:` block);
+    broken specs gathered into one failing placeholder."""
     dags: dict[str, DAG] = {}
     problems: list[str] = []
     specs: dict[Path, LoadedSpec] = {}
@@ -211,6 +214,8 @@ def build_dags(pipelines_dir: str | Path) -> dict[str, DAG]:
             dags[loaded.spec.name] = build_dag(
                 loaded, drift_triggered=loaded.spec.name in targets.values(),
                 retrain_target=targets.get(loaded.spec.name))
+            if loaded.spec.rollout is not None:  # its own DAG: sensors, one per step
+                dags[rollout_dag_id(loaded)] = rollout_dag(loaded, START)
         except SpecError as exc:
             problems += [str(problem) for problem in exc.problems]
     if problems:

@@ -122,16 +122,16 @@ def test_dagbag_loads_every_spec_and_isolates_a_broken_one(tmp_path: Path) -> No
     result = python(code, env)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["dags"] == ["flights", "flights_drift", "flights_scoring", "flights_torch",
-                            "shapes"]
+    assert info["dags"] == ["flights", "flights_drift", "flights_rollout", "flights_scoring",
+                            "flights_torch", "shapes"]
     assert len(info["errors"]) == 1
     (error,) = info["errors"].values()
     assert "broken.yaml:4: steps.a.component: unknown component 'nope.x'" in error
     assert info["tasks"]["evaluate"] == ["feast", "train", "validate"]
     assert info["tasks"]["ingest"] == []
     assert info["retries"] == 1 and info["timeout"] == 1800
-    assert info["params"] == ["data", "drift", "features", "gate", "platform", "scoring", "torch",
-                              "train"]
+    assert info["params"] == ["data", "drift", "features", "gate", "platform", "promote",
+                              "rollout", "scoring", "torch", "train"]
     assert "loopline://models/flights-late-arrival" in info["outlets"]
     # its own weekly schedule, or a drift job's retrain event, whichever comes first
     assert info["schedule"] == "Asset or 0 0 * * 0"

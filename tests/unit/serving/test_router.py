@@ -64,3 +64,11 @@ def test_clearing_the_split_leaves_the_champion_alone() -> None:
     assert routes.clear_split() is challenger
     assert routes.pick("k") == (CHAMPION, champion) and routes.split is None
     assert CANARY not in routes.served()
+
+
+def test_the_routing_key_is_the_named_fields_of_the_first_row() -> None:
+    from loopline.serving.app import _key
+
+    assert _key({"inputs": {"user": "u7", "device": "d1", "x": 3}}, ("user", "device")) == "u7|d1"
+    assert _key({"rows": [{"user": "u8"}, {"user": "u9"}]}, ("user",)) == "u8"
+    assert _key({"inputs": {"user": "u7"}}, ()) == ""  # no fields: the request id keys it

@@ -38,6 +38,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     ("rollout:\n  gates: {p99_ratio: 0.5}\n", 7, "rollout.gates.p99_ratio: Input should be "
      "greater than 1, got 0.5"),
     ("rollout:\n  min_duration: 2h\n  max_duration: 1h\n", 6, "max_duration is shorter"),
+    ("rollout:\n  sticky_by: users\n", 6, "sticky_by: request, entity, or a list"),
 ])
 def test_a_bad_rollout_block_names_its_file_line_and_field(
         tmp_path: Path, block: str, line: int, expected: str) -> None:
