@@ -114,22 +114,31 @@ def _watch(loaded: Any, args: argparse.Namespace) -> int:
     """Look every `rollout.every` while holding the controller lock, so a second watcher
     says who acts and leaves; SIGTERM ends between looks (the state is already written)."""
     from loopline.runtime import rollout
+    from loopline.runtime.rollout_state import ACTIVE
 
     every = args.every or rollout.policy(loaded).every_s
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = time.monotonic() + args.timeout if args.timeout else None
     try:
-        with rollout.controller(loaded):
+        with rollout.watching(loaded):
             print(f"watching {loaded.spec.registry.model_name}'s rollouts every {every:g}s "
                   f"({loaded.display})", flush=True)
             seen_active = False
             while not stop.is_set():
-                state = rollout.evaluate(loaded)
+                try:
+                    state = rollout.evaluate(loaded)
+                except rollout.ControllerBusy:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a registry blip must not end the watch
+                    print(f"look failed, trying again in {every:g}s: {type(exc).__name__}: "
+                          f"{str(exc)[:300]}", file=sys.stderr, flush=True)
+                    stop.wait(every)
+                    continue
                 look = state.get("decision") or {}
                 if (look and look.get("action") != "wait") or args.verbose:
                     print_state(state)
-                active = state.get("status") in ("running", "held")
+                active = state.get("status") in ACTIVE
                 seen_active = seen_active or active
                 if args.until_done and seen_active and not active:
                     return EXIT_OK

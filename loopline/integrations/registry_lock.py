@@ -93,6 +93,13 @@ def model_lock(registry_uri: str, name: str, timeout_s: float = 60) -> Iterator[
         hold.thread_lock.release()
 
 
+def model_lock_depth(registry_uri: str, name: str) -> int:
+    """How deep this process holds `name`'s lock (0: not at all); a holder that nests can
+    tell its outermost hold from the inner ones."""
+    hold = _holds.get((registry_uri, name))
+    return hold.depth if hold is not None else 0
+
+
 def _acquire(registry_uri: str, name: str,
              timeout_s: float) -> contextlib.AbstractContextManager[None]:
     if _is_postgres(registry_uri):

@@ -2,26 +2,36 @@
 what to do (wait, advance, promote, roll back). Pure data in, a decision out.
 
 The challenger's error rate and latency are judged on the current step's requests (a
-version that starts failing at 50 % is caught at 50 %); the champion's on everything it
-answered since the rollout began (at 100 % it answers nothing new). The metric compares both
-since the rollout began with the always-valid test of `ml.sequential`, carrying its p-value
-from look to look, so reading it at every look does not inflate wrong calls.
+version that starts failing at 50 % is caught at 50 %), against the champion's of the same
+step (or of the whole rollout at 100 %, where it answers nothing new). The metric compares the
+two step by step, so that a change in the traffic over the rollout is not read as a change of
+model, with the always-valid test of `ml.sequential`, carrying its p-value from look to look,
+so reading it at every look does not inflate wrong calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from loopline.ml import sequential
-from loopline.ml.live_checks import LABEL, LATENCY_MS, MODEL_VERSION, PREDICTION, ROUTE, STATUS
-from loopline.ml.live_checks import TIME as TIME
+from loopline.ml.live_checks import (
+    LABEL,
+    LATENCY_MS,
+    MODEL_VERSION,
+    PREDICTION,
+    ROUTE,
+    STATUS,
+    TIME,
+)
 from loopline.spec.rollout import MetricGate, RolloutSpec
 
 WAIT, ADVANCE, PROMOTE, ROLLBACK, HOLD = "wait", "advance", "promote", "rollback", "hold"
+# The routes a request is logged under (serving.router answers by them).
+CHAMPION_ROUTE, CANARY_ROUTE, SHADOW_ROUTE = "champion", "canary", "shadow"
 LOWER_IS_BETTER = {"brier": True, "abs_error": True, "squared_error": True, "accuracy": False}
 
 
@@ -101,30 +111,43 @@ def figures(frame: pd.DataFrame, version: str, values: np.ndarray | None = None)
                       float(values.mean()) if labelled else None)
 
 
-def rows_of(frame: pd.DataFrame, version: str, routes: tuple[str, ...]) -> pd.DataFrame:
+def rows_of(frame: pd.DataFrame, version: str, answered: bool = False) -> pd.DataFrame:
+    """`version`'s rows, by version rather than route: a KServe revision pinned to the canary
+    logs its answers under `champion`. `answered`: leave its shadow rows out (the champion's
+    own answers)."""
     if frame.empty:
         return frame
-    return frame[(frame[MODEL_VERSION].astype(str) == str(version)) & frame[ROUTE].isin(routes)]
+    mine = frame[MODEL_VERSION].astype(str) == str(version)
+    if answered:
+        mine &= frame[ROUTE] != SHADOW_ROUTE
+    return frame[mine]
 
 
-def decide(policy: RolloutSpec, *, champion: pd.DataFrame, challenger_all: pd.DataFrame,
-           challenger_step: pd.DataFrame, champion_version: str, challenger_version: str,
-           step: int, step_age_s: float, task: str = "classification", positive: Any = True,
+def decide(policy: RolloutSpec, *, champion: pd.DataFrame, challenger: pd.DataFrame,
+           step_starts: list[pd.Timestamp], champion_version: str, challenger_version: str,
+           step_age_s: float, task: str = "classification", positive: Any = True,
            previous_p: float = 1.0) -> Decision:
-    """What to do now. `champion` and `challenger_all` are each version's rows since the
-    rollout began (labels joined), `challenger_step` the challenger's since this step began."""
+    """What to do now. `champion` and `challenger` are each version's rows since the rollout
+    began (labels joined); `step_starts` when each step so far began (the last: this one).
+    The gates read the challenger's rows of this step against the champion's of this step
+    (or since the rollout began, when this step holds too few: at 100 % it answers none);
+    the metric compares the two step by step (`sequential.compare_strata`)."""
+    step = len(step_starts) - 1
     gate = policy.gates.metric
     kind = outcome_kind(gate, task) if gate else ""
-    champ_values = outcomes(champion, kind, positive) if gate else None
-    chall_values = outcomes(challenger_all, kind, positive) if gate else None
-    champ = figures(champion, champion_version, champ_values)
-    now = figures(challenger_step, challenger_version)
-    if chall_values is not None:
-        now = ArmFigures(now.version, now.requests, now.errors, now.p95_ms, now.p99_ms,
-                         len(chall_values),
-                         float(chall_values.mean()) if len(chall_values) else None)
+    champ_steps = _by_step(champion, step_starts)
+    chall_steps = _by_step(challenger, step_starts)
+    champ_now = champ_steps[-1] if len(champ_steps[-1]) >= policy.min_requests else champion
+    champ = figures(champ_now, champion_version)
+    now = figures(chall_steps[-1], challenger_version)
+    metric = None
+    if gate is not None:
+        strata = [(outcomes(a, kind, positive), outcomes(b, kind, positive))
+                  for a, b in zip(champ_steps, chall_steps, strict=True)]
+        metric = _metric(gate, kind, strata, previous_p)
+        champ = _with_outcomes(champ, [a for a, _ in strata])
+        now = _with_outcomes(now, [b for _, b in strata])
     gates = _gates(policy, champ, now)
-    metric = _metric(gate, kind, champ_values, chall_values, previous_p)
 
     def decision(action: str, reason: str) -> Decision:
         return Decision(action, reason, champ, now, gates, metric)
@@ -164,6 +187,23 @@ def decide(policy: RolloutSpec, *, champion: pd.DataFrame, challenger_all: pd.Da
         return decision(PROMOTE if policy.promote == "auto" else HOLD,
                         f"gates held at {share}% over {now.requests} requests")
     return decision(ADVANCE, f"gates held at {share}% over {now.requests} requests")
+
+
+def _with_outcomes(arm: ArmFigures, values: list[np.ndarray]) -> ArmFigures:
+    """The arm's labelled count and mean outcome over the whole rollout (for people)."""
+    joined = np.concatenate(values) if values else np.empty(0)
+    return replace(arm, labelled=len(joined),
+                   outcome=float(joined.mean()) if len(joined) else None)
+
+
+def _by_step(frame: pd.DataFrame, step_starts: list[pd.Timestamp]) -> list[pd.DataFrame]:
+    """`frame` cut at each step's start: one frame per step, in order."""
+    if frame.empty:
+        return [frame] * len(step_starts)
+    times = pd.to_datetime(frame[TIME], utc=True)
+    bounds = [*step_starts[1:], None]
+    return [frame[(times >= start) & (times < end if end is not None else True)]
+            for start, end in zip(step_starts, bounds, strict=True)]
 
 
 def _gates(policy: RolloutSpec, champ: ArmFigures, now: ArmFigures) -> list[dict[str, Any]]:
@@ -208,18 +248,17 @@ def _gates(policy: RolloutSpec, champ: ArmFigures, now: ArmFigures) -> list[dict
     return out
 
 
-def _metric(gate: MetricGate | None, kind: str, champ: np.ndarray | None,
-            chall: np.ndarray | None, previous_p: float) -> dict[str, Any] | None:
-    if gate is None or champ is None or chall is None:
-        return None
-    compared = sequential.compare(
-        sequential.Arm.of(champ), sequential.Arm.of(chall), alpha=gate.alpha,
+def _metric(gate: MetricGate, kind: str, strata: list[tuple[np.ndarray, np.ndarray]],
+            previous_p: float) -> dict[str, Any]:
+    compared = sequential.compare_strata(
+        [(sequential.Arm.of(a), sequential.Arm.of(b)) for a, b in strata], alpha=gate.alpha,
         tau=gate.tau, higher_is_better=not LOWER_IS_BETTER[kind], min_samples=gate.min_labels,
         previous_p=previous_p)
     return {"outcome": kind, "verdict": compared.verdict,
             "difference": round(compared.difference, 6),
             "p_value": round(compared.p_value, 6), "reason": compared.reason,
-            "champion_labelled": len(champ), "challenger_labelled": len(chall)}
+            "champion_labelled": sum(len(a) for a, _ in strata),
+            "challenger_labelled": sum(len(b) for _, b in strata)}
 
 
 def _pct(value: float | None) -> str:

@@ -78,12 +78,30 @@ def compare(champion: Arm, challenger: Arm, *, alpha: float = 0.05, tau: float =
             previous_p: float = 1.0) -> Comparison:
     """One look at the figures. `previous_p` is the p-value of the last look (1.0 at the
     first), so the value returned never rises: that is what makes stopping at any look safe."""
-    difference = challenger.mean - champion.mean
-    if min(champion.n, challenger.n) < min_samples:
-        return Comparison("undecided", difference, previous_p, 1.0,
-                          f"{min(champion.n, challenger.n)} samples in the smaller arm, "
+    return compare_strata([(champion, challenger)], alpha=alpha, tau=tau,
+                          higher_is_better=higher_is_better, min_samples=min_samples,
+                          previous_p=previous_p)
+
+
+def compare_strata(strata: Sequence[tuple[Arm, Arm]], *, alpha: float = 0.05,
+                   tau: float = 0.02, higher_is_better: bool = True, min_samples: int = 100,
+                   previous_p: float = 1.0) -> Comparison:
+    """`compare` over strata (a rollout's steps): the difference of means within each
+    stratum, weighted by its effective size, so that time is not mistaken for the version.
+    A rollout's champion answers mostly early (95 % at the first step), its challenger mostly
+    late; compared whole, a late-summer drop in the late-arrival rate reads as a better or
+    worse model (Simpson's paradox). A stratum missing either arm adds nothing."""
+    usable = [(a, b) for a, b in strata if a.n > 1 and b.n > 1]
+    champions, challengers = sum(a.n for a, _ in usable), sum(b.n for _, b in usable)
+    if min(champions, challengers) < min_samples or not usable:
+        return Comparison("undecided", 0.0, previous_p, 1.0,
+                          f"{min(champions, challengers)} samples in the smaller arm, "
                           f"fewer than {min_samples}: no decision yet")
-    variance = champion.variance / champion.n + challenger.variance / challenger.n
+    sizes = [1 / (1 / a.n + 1 / b.n) for a, b in usable]
+    weights = [size / sum(sizes) for size in sizes]
+    difference = sum(w * (b.mean - a.mean) for w, (a, b) in zip(weights, usable, strict=True))
+    variance = sum(w * w * (a.variance / a.n + b.variance / b.n)
+                   for w, (a, b) in zip(weights, usable, strict=True))
     ratio = mixture_likelihood_ratio(difference, variance, tau)
     p_value = min(previous_p, 1.0 / ratio)
     if p_value > alpha:

@@ -140,7 +140,8 @@ def _evaluate(loaded: LoadedSpec, serve: ServeSpec, name: str, now: datetime,
     root = artifacts_root(loaded)
     folder = prediction_log.log_folder(root, name)
     labels = prediction_labels.read(prediction_labels.labels_folder(root, name))
-    window = prediction_labels.join(prediction_log.recent(folder, window_s, now), labels)
+    window = prediction_labels.join(_answered_by_champion(
+        prediction_log.recent(folder, window_s, now)), labels)
     labelled = _labelled(folder, labels, spec.metric_window_s, window, window_s, now) \
         if spec.metric_max_drop is not None else window.iloc[0:0]
     baseline = _baseline(spec, state, served, folder, registry, tracking, now)
@@ -174,6 +175,16 @@ def _evaluate(loaded: LoadedSpec, serve: ServeSpec, name: str, now: datetime,
             {served.version: baseline} if baseline.get("measured") else {}),
         "last_transitions": result["transitions"] or state.get("last_transitions", [])})
     return result
+
+
+def _answered_by_champion(frame: pd.DataFrame) -> pd.DataFrame:
+    """The champion's own answers: a rollout's canary and shadow rows are the rollout
+    controller's to judge (a failing shadow must not page anyone about the champion)."""
+    from loopline.ml.rollout import CANARY_ROUTE, SHADOW_ROUTE
+
+    if frame.empty or prediction_log.ROUTE not in frame.columns:
+        return frame
+    return frame[~frame[prediction_log.ROUTE].isin((CANARY_ROUTE, SHADOW_ROUTE))]
 
 
 def _labelled(folder: str, labels: list[pd.DataFrame], metric_window_s: float,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loopline.integrations import prediction_labels, prediction_log
-from loopline.integrations.registry_lock import LockError, model_lock
+from loopline.integrations.registry_lock import LockTimeout, model_lock, model_lock_depth
 from loopline.runtime import rollout_state as rs
 from loopline.runtime.alerting import emit
 from loopline.runtime.environment import applied, step_environment
@@ -34,7 +34,8 @@ from loopline.spec.rollout import RolloutSpec
 
 CANARY = "canary"
 EVENT_KIND = "rollout"
-HOLDER_FILE = "rollout-controller.json"  # who holds the controller lock, for the one refused
+HOLDER_FILE = "rollout-controller.json"  # who holds the watcher lock, for the one refused
+LOOK_WAIT_S = 60.0  # a person's command waits this long for a look in progress
 MAX_LOOKS = 400  # looks kept in the state (decisions are always kept)
 Traffic = rs.Traffic
 
@@ -77,18 +78,19 @@ def traffic(loaded: LoadedSpec) -> Traffic:
 
 
 @contextlib.contextmanager
-def controller(loaded: LoadedSpec, timeout_s: float = 0) -> Iterator[None]:
-    """Hold the model's controller lock, or raise ControllerBusy naming who acts instead."""
+def watching(loaded: LoadedSpec) -> Iterator[None]:
+    """Be the model's one automatic controller (`watch` for its life, a cron or orchestrator
+    look for one look), or raise ControllerBusy naming the one that is. A person's command
+    does not need it: `abort` works while a watcher runs."""
     name = _name(loaded)
     holder_uri = f"{rs.folder(loaded)}/{HOLDER_FILE}"
     try:
-        with model_lock(_uris(loaded)[1], f"{name}#rollout-controller", timeout_s):
-            rs.write(holder_uri, {"host": socket.gethostname(), "pid": os.getpid(),
-                                  "since": datetime.now(UTC).isoformat()})
+        with model_lock(_uris(loaded)[1], f"{name}#rollout-watcher", 0):
+            if model_lock_depth(_uris(loaded)[1], f"{name}#rollout-watcher") == 1:
+                rs.write(holder_uri, {"host": socket.gethostname(), "pid": os.getpid(),
+                                      "since": datetime.now(UTC).isoformat()})
             yield
-    except LockError as exc:
-        if isinstance(exc, ControllerBusy):
-            raise
+    except LockTimeout:
         holder = rs.read(holder_uri)
         who = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}" \
             if holder else "another process"
@@ -96,16 +98,32 @@ def controller(loaded: LoadedSpec, timeout_s: float = 0) -> Iterator[None]:
                              "one does nothing") from None
 
 
+@contextlib.contextmanager
+def _deciding(loaded: LoadedSpec) -> Iterator[None]:
+    """One look at a time, whoever looks (a watcher, a cron look, a person's command)."""
+    try:
+        with model_lock(_uris(loaded)[1], f"{_name(loaded)}#rollout-look", LOOK_WAIT_S):
+            yield
+    except LockTimeout as exc:
+        raise ControllerBusy(f"{exc}; a look at {_name(loaded)}'s rollout is stuck") from None
+
+
 def evaluate(loaded: LoadedSpec, now: datetime | None = None, *, act: bool = True,
              command: str | None = None) -> dict[str, Any]:
     """One look; with `act`, do what it decides (or what `command` says: advance, promote,
     abort). Returns the state after it, with `decision` for this look."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
     with applied(step_environment(loaded)):
         if not act:
-            return _look(loaded, now, act=False, command=None)
-        with controller(loaded):
-            return _look(loaded, now, act=True, command=command)
+            return _look(loaded, _now(now), act=False, command=None)
+        with contextlib.ExitStack() as held:
+            if command is None:  # an automatic look: only the one controller makes them
+                held.enter_context(watching(loaded))
+            held.enter_context(_deciding(loaded))
+            return _look(loaded, _now(now), act=True, command=command)
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
 
 
 def _look(loaded: LoadedSpec, now: datetime, act: bool, command: str | None) -> dict[str, Any]:
@@ -113,19 +131,15 @@ def _look(loaded: LoadedSpec, now: datetime, act: bool, command: str | None) -> 
     uri = rs.state_uri(loaded)
     state = rs.read(uri)
     canary, champion = _alias(loaded, CANARY), _alias(loaded, "champion")
-    if state.get("status") in rs.ACTIVE and state.get("challenger") != canary:
-        if not act:
-            return {**state, "note": "the canary alias no longer names this rollout's "
-                                     f"challenger (now {canary or 'none'})"}
-        # Moved by a person or a newer training run: that rollout is over; a new canary
-        # starts its own below, so the alias stays where it was put.
-        state = _end(loaded, state, now, rs.ROLLED_BACK, "the canary alias moved to "
-                     f"{'v' + canary if canary else 'none'}; champion kept", None,
-                     drop_alias=False)
+    if act:
+        state, canary = _reconcile(loaded, state, canary, champion, now)
+    elif state.get("status") in rs.ACTIVE and state.get("challenger") != canary:
+        return {**state, "note": "the canary alias no longer names this rollout's "
+                                 f"challenger (now {canary or 'none'})"}
     if state.get("status") not in rs.ACTIVE:
         if not canary or canary == champion:
             if act and canary == champion and canary:
-                _drop_canary(loaded)  # a canary that is already the champion
+                _drop_canary(loaded, canary)  # a canary that is already the champion
             if command:
                 raise RolloutError(f"{_name(loaded)} has no rollout running; `loopline "
                                    "rollout start` or a promote with strategy: canary begins one")
@@ -150,21 +164,45 @@ def _look(loaded: LoadedSpec, now: datetime, act: bool, command: str | None) -> 
     return _act(loaded, spec, state, look, now)
 
 
+def _reconcile(loaded: LoadedSpec, state: dict[str, Any], canary: str | None,
+               champion: str | None, now: datetime) -> tuple[dict[str, Any], str | None]:
+    """Finish what a controller killed half-way left, and end a rollout the registry moved
+    on from. Returns the state and the canary alias after it."""
+    status, challenger = state.get("status"), state.get("challenger")
+    if status in rs.ACTIVE and challenger and champion == challenger:
+        # Crowned, then killed before the state said so: the promotion stands.
+        state = _end(loaded, state, now, rs.PROMOTED, "promoted (finished after an "
+                     "interrupted controller)", None)
+        return state, _alias(loaded, CANARY)
+    if status == rs.ROLLED_BACK and challenger and canary == challenger:
+        _drop_canary(loaded, canary)  # rolled back, then killed before the alias went
+        return state, None
+    if status in rs.ACTIVE and challenger != canary:
+        # Moved by a person or a newer training run: a new canary starts its own rollout
+        # below, so the alias stays where it was put.
+        state = _end(loaded, state, now, rs.ROLLED_BACK, "the canary alias moved to "
+                     f"{'v' + canary if canary else 'none'}; champion kept", None,
+                     drop_alias=False)
+    elif status in rs.ACTIVE and champion != state.get("champion"):
+        state = _end(loaded, state, now, rs.ROLLED_BACK, f"the champion moved to "
+                     f"v{champion} during the rollout (compared with v{state['champion']}); "
+                     "a new rollout compares with the new champion", None, drop_alias=False)
+    return state, canary
+
+
 def _decide(spec: RolloutSpec, state: dict[str, Any], frame: Any, now: datetime,
             task: tuple[str, Any]) -> Any:
     import pandas as pd
 
     from loopline.ml import rollout as ml
 
-    champion = ml.rows_of(frame, state["champion"], ("champion",))
-    challenger = ml.rows_of(frame, state["challenger"], ("canary", "shadow"))
     step_start = datetime.fromisoformat(state["step_started_at"])
-    times = pd.to_datetime(challenger[prediction_log.TIME], utc=True) if len(challenger) \
-        else pd.Series(dtype="datetime64[ns, UTC]")
-    return ml.decide(spec, champion=champion, challenger_all=challenger,
-                     challenger_step=challenger[times >= pd.Timestamp(step_start)],
+    starts = state.get("step_starts") or [state["started_at"]]
+    return ml.decide(spec, champion=ml.rows_of(frame, state["champion"], answered=True),
+                     challenger=ml.rows_of(frame, state["challenger"]),
+                     step_starts=[pd.Timestamp(s) for s in starts],
                      champion_version=state["champion"],
-                     challenger_version=state["challenger"], step=state["step"],
+                     challenger_version=state["challenger"],
                      step_age_s=(now - step_start).total_seconds(), task=task[0],
                      positive=task[1], previous_p=float(state.get("metric_p", 1.0)))
 
@@ -182,6 +220,8 @@ def _forced(spec: RolloutSpec, state: dict[str, Any], command: str) -> dict[str,
 def _act(loaded: LoadedSpec, spec: RolloutSpec, state: dict[str, Any], look: dict[str, Any],
          now: datetime) -> dict[str, Any]:
     action = look["action"]
+    if state["status"] == rs.HELD and action == "promote" and not look.get("manual"):
+        action = "hold"  # held for a person: only a person promotes it now
     state["controller"] = {"host": socket.gethostname(), "pid": os.getpid(),
                            "at": now.isoformat()}
     if action == "rollback":
@@ -193,6 +233,7 @@ def _act(loaded: LoadedSpec, spec: RolloutSpec, state: dict[str, Any], look: dic
         state["step"] += 1
         state["weight"] = spec.steps[state["step"]]
         state["step_started_at"] = now.isoformat()
+        state.setdefault("step_starts", [state["started_at"]]).append(now.isoformat())
         _record(loaded, state, "advanced", look)
     elif action == "hold" and state["status"] != rs.HELD:
         _decided(state, look)
@@ -211,7 +252,8 @@ def _begin(loaded: LoadedSpec, spec: RolloutSpec, canary: str, champion: str,
     state = {"id": f"{now:%Y%m%dT%H%M%S}-v{canary}", "model": _name(loaded), "mode": spec.mode,
              "champion": champion, "challenger": canary, "status": rs.RUNNING, "step": 0,
              "steps": list(spec.steps), "weight": spec.steps[0], "started_at": now.isoformat(),
-             "step_started_at": now.isoformat(), "ended_at": None, "metric_p": 1.0,
+             "step_started_at": now.isoformat(), "step_starts": [now.isoformat()],
+             "ended_at": None, "metric_p": 1.0,
              "decisions": [], "looks": []}
     state["task"], state["positive"] = _task(loaded, canary)
     rs.write(rs.state_uri(loaded), state)  # servers start routing from here
@@ -235,14 +277,20 @@ def _end(loaded: LoadedSpec, state: dict[str, Any], now: datetime, status: str, 
     if status == rs.PROMOTED:  # champion first: servers then see canary == champion
         client = reg.client(*_uris(loaded))
         with reg.locked(client, name):
-            reg.crown(client, name, version, reason=f"rollout {state['id']}: {reason}",
-                      rollout=state["id"])
-            _drop_canary(loaded)
+            now_canary = reg.version_for_alias(client, name, CANARY)
+            crowned = reg.version_for_alias(client, name, "champion") == version
+            if now_canary not in (version, None) or (now_canary is None and not crowned):
+                raise RolloutError(f"the canary alias moved to v{now_canary} while v{version} "
+                                   "was being promoted; nothing promoted")
+            if not crowned:
+                reg.crown(client, name, version, reason=f"rollout {state['id']}: {reason}",
+                          rollout=state["id"])
+            _drop_canary(loaded, version)
         rs.write(rs.state_uri(loaded), state)
     else:  # traffic back on the champion first, then the registry
         rs.write(rs.state_uri(loaded), state)
         if drop_alias:
-            _drop_canary(loaded)
+            _drop_canary(loaded, version)
     _record(loaded, state, "promoted" if status == rs.PROMOTED else "rolled_back",
             look or {"reason": reason})
     kind = "rollout.promoted" if status == rs.PROMOTED else "rollout.rolled_back"
@@ -259,13 +307,17 @@ def _end(loaded: LoadedSpec, state: dict[str, Any], now: datetime, status: str, 
     return {**state, "decision": look}
 
 
-def _drop_canary(loaded: LoadedSpec) -> None:
+def _drop_canary(loaded: LoadedSpec, expected: str) -> None:
+    """Remove the canary alias if it still names `expected` (compare and delete under the
+    model's lock: a canary a training run has just set is not someone else's to remove)."""
     from loopline.integrations import mlflow_registry as reg
 
     client, name = reg.client(*_uris(loaded)), _name(loaded)
     with reg.locked(client, name):
-        if reg.version_for_alias(client, name, CANARY) is not None:
+        if reg.version_for_alias(client, name, CANARY) == str(expected):
             client.delete_registered_model_alias(name, CANARY)
+            reg.record_event(client, name, alias=CANARY, version=None, previous=str(expected),
+                             reason="rollout ended")
 
 
 def _decided(state: dict[str, Any], look: dict[str, Any]) -> None:
@@ -356,7 +408,15 @@ def start(loaded: LoadedSpec, version: str, reason: str = "manual start") -> dic
         card = ModelCard.from_tags(client.get_model_version(name, version).tags or {})
         if not card.verified:
             raise RolloutError(f"v{version} was never verified; it cannot take traffic")
-        if reg.version_for_alias(client, name, "champion") == str(version):
-            raise RolloutError(f"v{version} is already the champion")
-        reg.move_alias(client, name, CANARY, str(version), reason=reason)
-    return evaluate(loaded)
+        with _deciding(loaded), reg.locked(client, name):  # the order every look takes
+            if reg.version_for_alias(client, name, "champion") == str(version):
+                raise RolloutError(f"v{version} is already the champion")
+            state = rs.read(rs.state_uri(loaded))
+            if state.get("status") not in rs.ACTIVE and state.get("challenger"):
+                # The last rollout's record stays in rollouts/; a person may try again.
+                rs.write(rs.state_uri(loaded), {**state, "challenger": None})
+            reg.move_alias(client, name, CANARY, str(version), reason=reason)
+    try:
+        return evaluate(loaded)
+    except ControllerBusy:  # a watcher acts on it at its next look
+        return evaluate(loaded, act=False)

@@ -28,6 +28,7 @@ from loopline.serving.served_model import ServedModel
 from loopline.spec.serving import ServeSpec
 
 MAX_BODY = 16 * 1024 * 1024
+MAX_SHADOWS_IN_FLIGHT = 64  # mirrored requests waiting or running; more are not mirrored
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -56,6 +57,7 @@ class Service:
                                       serve.batching.max_batch, serve.batching.max_wait_ms,
                                       serve.batching.enabled, serve.model_threads)
         self._shadow_tasks: set[asyncio.Task[None]] = set()  # held until done (GC)
+        self.shadows_dropped = 0
         self.load_error: str | None = None
         self.sticky_by: str | list[str] = "request"  # the spec's rollout.sticky_by
 
@@ -157,6 +159,9 @@ class Service:
         a batcher of its own, so a shadow call never queues before a champion call; logged
         with route `shadow`, never returned."""
         for route, model in shadows:
+            if len(self._shadow_tasks) >= MAX_SHADOWS_IN_FLIGHT:
+                self.shadows_dropped += 1  # a shadow never builds a queue the answers share
+                continue
             job = Job(rows, model, route, ids=list(ids))
             task = asyncio.get_running_loop().create_task(self._shadow(job, endpoint))
             self._shadow_tasks.add(task)

@@ -170,9 +170,18 @@ class Refresher:
 
         if self.rollout_state is None:
             return
-        wanted = rollout_state.traffic_of(rollout_state.read(self.rollout_state))
+        state = rollout_state.read(self.rollout_state)
+        wanted = rollout_state.traffic_of(state)
         router, name = self.service.router, self.source.name
-        champion = router.served().get(CHAMPION)
+        champion, canary = router.served().get(CHAMPION), router.served().get(CANARY)
+        if state.get("status") == rollout_state.PROMOTED and canary is not None and \
+                canary.number == str(state.get("challenger")) and not self.ref.isdigit() and \
+                (champion is None or champion.number != canary.number):
+            # Promoted: the challenger already loaded here answers everything at once (the
+            # alias poll would otherwise send traffic back to the old champion meanwhile).
+            router.swap(CHAMPION, canary)
+            self.service.metrics.info.labels(name, canary.number, CHAMPION).set(1)
+            champion = canary
         # A server pinned to one version (`--model 3`: a KServe revision) answers only from
         # it; KServe splits the traffic between revisions. It still mirrors a shadow.
         pinned = self.ref.isdigit() and wanted.mode != "shadow"
@@ -197,9 +206,13 @@ class Refresher:
 
     def _loop(self) -> None:
         while True:
+            try:  # the rollout first: a rollback must not wait for a registry that is down
+                self.follow_rollout()
+            except Exception as exc:  # noqa: BLE001 - keep routing as now; try again
+                print(f"could not follow {self.source.name}'s rollout: {type(exc).__name__}: "
+                      f"{str(exc)[:300]}", file=sys.stderr, flush=True)
             try:
                 self.check()
-                self.follow_rollout()
             except Exception as exc:  # noqa: BLE001 - keep serving what is loaded; try again
                 self.service.load_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 print(f"could not load {self.source.name}@{self.ref}: "

@@ -62,7 +62,7 @@ class RolloutGates(_Frozen):
 class RolloutSpec(_Frozen):
     """A challenger with the registry's `canary` alias walks `steps`, gated at each.
 
-    canary: each step sends that share of requests (sticky by entity key) to the challenger;
+    canary: each step sends that share of requests (sticky by `sticky_by`) to the challenger;
     at the last step (100) it is promoted. shadow: the champion answers every request, the
     step's share is also sent to the challenger after the answer, logged, never returned.
     ab: the split is held until the metric test says which is better (or `max_duration`
@@ -77,8 +77,9 @@ class RolloutSpec(_Frozen):
         200, ge=1, description="The challenger's requests at a step before any decision.")
     min_duration: Duration = Field("1m", description="A step lasts at least this long.")
     max_duration: Duration = Field(
-        "1h", description="A step that has not decided by then: canary and shadow advance "
-                          "if the gates hold, ab ends with the champion kept.")
+        "1h", description="A step that has not decided by then: rolled back when it saw too "
+                          "little traffic to judge; ab ends with the champion kept; a last "
+                          "step still waiting for labels holds for a person.")
     every: Duration = Field("10s", description="How often the controller looks.")
     sticky_by: str | list[str] = Field(
         "request", description="What keeps a caller on one version: request (the "
@@ -97,6 +98,9 @@ class RolloutSpec(_Frozen):
             raise ValueError(f"steps: {self.steps} must increase")
         if self.mode == "canary" and self.steps[-1] != 100:
             raise ValueError("steps: a canary ends at 100 (all traffic) before it is promoted")
+        if self.mode == "canary" and len(self.steps) < 2:
+            raise ValueError("steps: a canary needs a step below 100, where the champion "
+                             "still answers, to be compared with it (or use mode: shadow)")
         if self.mode == "ab" and self.gates.metric is None:
             raise ValueError("mode ab decides on the metric: gates.metric cannot be null")
         if isinstance(self.sticky_by, str) and self.sticky_by not in ("request", "entity"):

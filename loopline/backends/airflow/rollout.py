@@ -98,9 +98,11 @@ def reached(state: dict[str, Any], index: int, since: datetime,
     the rollout never reached that step during this run (or there was none)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from loopline.runtime.rollout_state import ACTIVE
+
     status = state.get("status") or "idle"
     look = state.get("decision") or {}
-    if status in ("running", "held"):
+    if status in ACTIVE:
         if state["step"] > index:
             log(f"rollout {state['id']}: past this step (now {state['weight']}% on "
                 f"v{state['challenger']})")

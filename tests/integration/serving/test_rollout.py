@@ -167,6 +167,11 @@ def test_a_challenger_failing_10_percent_is_rolled_back_at_the_first_step_with_o
     # Traffic is back on the champion: the failing version answers nothing a refresh later.
     failures = [a for a in traffic.answers if a.status == 500]
     assert failures and all(a.version == variants["errors"] or not a.version for a in failures)
+    time.sleep(1.0)  # past the server's refresh (0.3 s)
+    after = Traffic(_port(server), flights(project), prefix="after-", limit=200)
+    after.run()
+    assert {a.version for a in after.answers} == {"1"}
+    assert {a.status for a in after.answers} == {200}
     record = Path(rs.record_uri(load_pipeline(project / SPEC), state["id"]))
     assert json.loads(record.read_text())["status"] == "rolled_back"
     assert record.with_suffix(".png").stat().st_size > 10_000  # the picture beside it
@@ -305,10 +310,8 @@ def test_a_killed_controller_is_resumed_and_two_controllers_never_both_act(
     first = rollout.start(loaded, variants["copy"], reason="controller test")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     watch = [*LOOPLINE, "rollout", "watch", str(spec), "--every", "0.3"]
-    one = subprocess.Popen(watch, cwd=project, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    one = _watcher(watch, project, env)
     try:
-        assert "watching" in (one.stdout.readline() if one.stdout else "")
         two = subprocess.run(watch, cwd=project, env=env, capture_output=True, text=True,
                              timeout=120)
         assert two.returncode == 1
@@ -329,7 +332,42 @@ def test_a_killed_controller_is_resumed_and_two_controllers_never_both_act(
     ambiguous = subprocess.run([*LOOPLINE, "rollout", "status", MODEL], cwd=project, env=env,
                                capture_output=True, text=True, timeout=120)
     assert ambiguous.returncode == 2 and "name the spec file" in ambiguous.stderr
-    aborted = subprocess.run([*LOOPLINE, "rollout", "abort", str(spec)], cwd=project, env=env,
-                             capture_output=True, text=True, timeout=120)
+    three = _watcher(watch, project, env)  # a person's abort does not wait for the watcher
+    try:
+        aborted = subprocess.run([*LOOPLINE, "rollout", "abort", str(spec)], cwd=project,
+                                 env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        three.send_signal(signal.SIGTERM)
+        three.wait(timeout=30)
     assert aborted.returncode == 0 and "rolled back" in aborted.stdout, aborted.stderr
     assert _aliases(project).get("canary") is None
+
+
+def _watcher(command: list[str], project: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`loopline rollout watch` once it has said it is watching (it holds the lock then)."""
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    line = process.stdout.readline() if process.stdout else ""
+    assert "watching" in line, line
+    return process
+
+
+def test_a_controller_killed_half_way_through_an_ending_is_finished_by_the_next(
+        project: Path, server: Any, variants: dict[str, str]) -> None:
+    """Crowned but killed before writing so: promoted, not rolled back. Rolled back but
+    killed before the alias went: the alias goes, and no new rollout of it begins."""
+    _crown(project, "1")
+    loaded = load_pipeline(_held_spec(project, "held", steps=[25, 100]))
+    promoted = rollout.start(loaded, variants["copy"], reason="killed while promoting")
+    _crown(project, variants["copy"])  # the controller's crown, then SIGKILL
+    state = rollout.evaluate(loaded)
+    assert (state["id"], state["status"]) == (promoted["id"], "promoted")
+    assert "canary" not in _aliases(project)
+    assert [e["action"] for e in _rollout_events(project, promoted["id"])][-1] == "promoted"
+    _crown(project, "1")
+    rolled = rollout.start(loaded, variants["copy"], reason="killed while rolling back")
+    uri = rs.state_uri(loaded)
+    rs.write(uri, {**rs.read(uri), "status": "rolled_back", "weight": 0})  # then SIGKILL
+    state = rollout.evaluate(loaded)
+    assert (state["id"], state["status"]) == (rolled["id"], "rolled_back")
+    assert "canary" not in _aliases(project) and _aliases(project)["champion"] == "1"
