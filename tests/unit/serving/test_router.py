@@ -72,3 +72,11 @@ def test_the_routing_key_is_the_named_fields_of_the_first_row() -> None:
     assert _key({"inputs": {"user": "u7", "device": "d1", "x": 3}}, ("user", "device")) == "u7|d1"
     assert _key({"rows": [{"user": "u8"}, {"user": "u9"}]}, ("user",)) == "u8"
     assert _key({"inputs": {"user": "u7"}}, ()) == ""  # no fields: the request id keys it
+
+
+def test_a_swap_replaces_one_route_whole_and_keeps_the_split() -> None:
+    routes, champion, _ = router(50)
+    newer = Version("3")
+    assert routes.swap(CHAMPION, newer) is champion  # type: ignore[arg-type]
+    picked = {routes.pick(f"k{i}")[1].number for i in range(200)}
+    assert picked == {"3", "2"} and routes.split == Split(50, "canary", "rollout-a")
