@@ -97,7 +97,7 @@ def _describe(event: dict[str, object]) -> str:
         return (f"{'retrain':>10} -> {event.get('pipeline')} on {event.get('orchestrator')} "
                 f"(champion v{event.get('champion')})  {event.get('reason')}")
     target = f"v{event['version']}" if event.get("version") else \
-        f"kept (candidate v{event.get('candidate')})"
+        f"kept (candidate v{event.get('candidate')})" if event.get("candidate") else "removed"
     before = f" (was v{event['previous']})" if event.get("previous") else ""
     return f"{event['alias']:>10} -> {target}{before}  {event['reason']}"
 

@@ -43,17 +43,18 @@ def draw(state: dict[str, Any], path: Path) -> None:
     times, shares = zip(*[*points, (end, points[-1][1])], strict=True)
     top.step(times, shares, where="post", color="#1971c2", linewidth=2)
     top.fill_between(times, shares, step="post", alpha=0.15, color="#1971c2")
-    for decision in state.get("decisions") or []:
+    for i, decision in enumerate(state.get("decisions") or []):
         moment = _t(decision["time"])
         action = decision.get("action", "")
         chall = decision.get("challenger") or {}
         label = f"{action}{' (manual)' if decision.get('manual') else ''}\n" \
                 f"{chall.get('requests', 0)} req, err {_pct(chall.get('error_rate'))}\n" \
                 f"p99 {_num(chall.get('p99_ms'))} ms"
-        if (metric := decision.get("metric")) and metric.get("p_value") is not None:
+        if (metric := decision.get("metric")) and (metric.get("p_value") or 1.0) < 1.0:
             label += f"\n{metric['outcome']} {metric['difference']:+.3f} p={metric['p_value']:.3f}"
         top.axvline(moment, color=COLOURS.get(action, "#868e96"), linestyle="--", linewidth=1)
-        top.annotate(label, (moment, 75), fontsize=7, ha="right", va="center",
+        top.annotate(label, (moment, 80 if i % 2 == 0 else 35), fontsize=7, ha="right",
+                     va="center",
                      color=COLOURS.get(action, "#495057"))
     top.set_ylim(-3, 105)
     top.set_ylabel("% of traffic on the challenger")

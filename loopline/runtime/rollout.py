@@ -342,7 +342,7 @@ def _record(loaded: LoadedSpec, state: dict[str, Any], action: str,
     chall = look.get("challenger") or {}
     facts = {k: chall.get(k) for k in ("requests", "error_rate", "p95_ms", "p99_ms")
              if chall.get(k) is not None}
-    if (metric := look.get("metric")) and metric.get("p_value") is not None:
+    if (metric := look.get("metric")) and (metric.get("p_value") or 1.0) < 1.0:
         facts.update(metric=metric.get("outcome"), difference=metric.get("difference"),
                      p_value=metric.get("p_value"))
     reg.record_event(reg.client(*_uris(loaded)), _name(loaded), kind=EVENT_KIND, action=action,

@@ -32,37 +32,55 @@ class Job:
 
 
 def run_jobs(jobs: list[Job], policy: MissingFeatures) -> None:
-    """Fill each job's scores (or its refusal or error); jobs of one version are one call."""
-    by_model: dict[int, list[Job]] = {}
-    for job in jobs:
-        by_model.setdefault(id(job.model), []).append(job)
-    for group in by_model.values():
+    """Fill each job's scores (or its refusal or error). Jobs whose versions read the same
+    online features share one lookup (a rollout's two versions of one feature service);
+    jobs of one version share one model call."""
+    for group in _grouped(jobs, lambda job: id(job.model.features)):
         try:
-            _run(group, policy)
+            _look_up(group, policy)
+        except Exception as exc:  # noqa: BLE001 - a broken store answers 500, serving goes on
+            _fail(group, exc)
+    for group in _grouped([j for j in jobs if not j.error], lambda job: id(job.model)):
+        try:
+            _predict(group)
         except Exception as exc:  # noqa: BLE001 - a broken model answers 500, serving goes on
-            for job in group:
-                job.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            _fail(group, exc)
 
 
-def _run(jobs: list[Job], policy: MissingFeatures) -> None:
-    import pandas as pd
+def _grouped(jobs: list[Job], key: Any) -> list[list[Job]]:
+    groups: dict[int, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(key(job), []).append(job)
+    return list(groups.values())
 
-    model = jobs[0].model
-    rows = [row for job in jobs for row in job.rows]
-    if model.features is not None:
-        looked = model.features.lookup(rows)
-        jobs[0].cache_hits, jobs[0].cache_misses = looked.hits, looked.misses
-        at = 0
-        for job in jobs:
-            count = len(job.rows)
-            job.features = [_filled(v, policy) for v in looked.values[at:at + count]]
-            job.missing = looked.missing[at:at + count]
-            job.refused = policy.policy == "refuse" and any(job.missing)
-            at += count
-    else:
+
+def _fail(jobs: list[Job], exc: Exception) -> None:
+    for job in jobs:
+        job.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _look_up(jobs: list[Job], policy: MissingFeatures) -> None:
+    features = jobs[0].model.features
+    if features is None:
         for job in jobs:
             job.features = [{} for _ in job.rows]
             job.missing = [[] for _ in job.rows]
+        return
+    looked = features.lookup([row for job in jobs for row in job.rows])
+    jobs[0].cache_hits, jobs[0].cache_misses = looked.hits, looked.misses
+    at = 0
+    for job in jobs:
+        count = len(job.rows)
+        job.features = [_filled(v, policy) for v in looked.values[at:at + count]]
+        job.missing = looked.missing[at:at + count]
+        job.refused = policy.policy == "refuse" and any(job.missing)
+        at += count
+
+
+def _predict(jobs: list[Job]) -> None:
+    import pandas as pd
+
+    model = jobs[0].model
     scored = [job for job in jobs if not job.refused]
     if not scored:
         return

@@ -6,7 +6,8 @@ prediction), so a swap never exposes a half-loaded version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ class Source:
     project_root: Path
     feature_store: str
     feature_cache_s: float
+    # One OnlineFeatures per Feast service: versions that read the same features (a rollout's
+    # two) share its store connection and its cache, and a batch of both is one lookup.
+    _online: dict[str, OnlineFeatures | None] = field(default_factory=dict, compare=False,
+                                                      repr=False)
 
     def version_of(self, ref: str) -> str:
         """The version an alias points at now: one query on a SQLite registry, asked every
@@ -59,8 +64,11 @@ class Source:
     def load(self, ref: str) -> ServedModel:
         version = resolve(self.tracking_uri, self.registry_uri, self.name, ref)
         model = version.load()
-        features = open_online(self.project_root, version.feast, self.feature_store,
-                               self.feature_cache_s)
+        recipe = json.dumps(version.feast, sort_keys=True, default=str)
+        if recipe not in self._online:
+            self._online[recipe] = open_online(self.project_root, version.feast,
+                                               self.feature_store, self.feature_cache_s)
+        features = self._online[recipe]
         schema = schema_for(model, version.info, version.feast,
                             features.keys if features else ())
         return ServedModel(version, model, schema, features,
