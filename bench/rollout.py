@@ -5,6 +5,7 @@ copy of it (the same model: any difference in latency is the routing's), v3 v1 w
 call failing from its second on. Requests are real July 2013 flights, the fields the
 champion's schema asks for.
 
+0. The router alone, in-process: what hashing a key and picking a route costs per request.
 1. Routing overhead. Two `loopline serve` processes on the same registry at once: one for a
    spec without `rollout:` (the champion alone), one for the same spec with a rollout of v2
    held at 50 % (every request hashed, half answered by v2). Each round loads both in turn
@@ -143,6 +144,31 @@ def overhead(ports: dict[str, int], requests: list[bytes], say: Any) -> None:
             f"{split[1]:.2f} ms | {split[0] / alone[0]:.3f} / {split[1] / alone[1]:.3f} |")
 
 
+def router_cost(say: Any) -> None:
+    """The router alone, in this process: pick + shadows per request, split vs none."""
+    from loopline.serving.router import Router, Split
+
+    class Version:
+        def __init__(self, number: str) -> None:
+            self.number = number
+
+    split = Router(Version("1"))  # type: ignore[arg-type]
+    split.set_split(Version("2"), Split(50, "canary", "rollout"))  # type: ignore[arg-type]
+    keys = [f"{i:032x}" for i in range(100_000)]
+    costs = {}
+    for label, router in (("alone", Router(Version("1"))), ("split", split)):  # type: ignore[arg-type]
+        runs = []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            for key in keys:
+                router.pick(key)
+                router.shadows(key)
+            runs.append((time.perf_counter() - started) / len(keys) * 1e6)
+        costs[label] = statistics.median(runs)
+    say(f"the router itself: {costs['split']:.2f} us per request with a 50 % split, "
+        f"{costs['alone']:.2f} us with the champion alone (median of {REPEATS} x 100,000)")
+
+
 def time_to_rollback(project: Path, port: int, requests: list[bytes], broken: str,
                      say: Any) -> None:
     answers: list[tuple[float, int, str]] = []
@@ -200,6 +226,7 @@ def main() -> None:
         print(line, flush=True)
         lines.append(line)
 
+    router_cost(say)
     with tempfile.TemporaryDirectory(prefix="loopline-bench-rollout-") as tmp:
         project = copy_example(Path(tmp) / "project")
         run(project, "run", "pipelines/flights.yaml")

@@ -271,7 +271,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
         only = os.environ.get("BENCH_ONLY",
-                              "core,feast,airflow,torch,drift,production,serving").split(",")
+                              "core,feast,airflow,torch,drift,production,serving,rollout"
+                              ).split(",")
         if "core" in only:
             bench_cli(project)
             bench_overhead(project, repeats)
@@ -302,6 +303,10 @@ def main() -> None:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "serving.py")], env=ENV,
                            check=True)
+        if "rollout" in only:  # routing overhead, time from a broken canary to rollback
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "rollout.py")], env=ENV,
+                           check=True, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
