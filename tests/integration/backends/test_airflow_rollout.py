@@ -187,7 +187,7 @@ def test_a_failing_challenger_is_rolled_back_at_the_first_step(
     _log(project, "1", "champion", 40)
     _log(project, "2", "canary", 40, errors=12)  # 30 % answered 500
     with mlflow_uris_restored(), \
-            rollout.controller(load_pipeline(project / "pipelines" / "train.yaml")):
+            rollout.watching(load_pipeline(project / "pipelines" / "train.yaml")):
         run, result = _dag_test_in_thread(airflow_home, project)
         _until(lambda: _reschedules(airflow_home).get("step_1_50pct", 0) >= 1, run)
         assert _state(project)["status"] == "running"  # it did not act while busy

@@ -29,6 +29,7 @@ env: {LOOPLINE_ROLLOUT_MARK: kfp}
 secrets:
   MLFLOW_TRACKING_TOKEN: {secret: mlflow-credentials, key: token}
 rollout:
+  mode: shadow                # one step: the champion answers all, the challenger is mirrored
   steps: [100]
   min_requests: 20
   min_duration: 0s
@@ -117,10 +118,10 @@ def test_a_run_of_the_compiled_pipeline_takes_one_acting_look(
     project = loaded.project_root
     assert rollout.start(loaded, "2")["status"] == "running"
     _log(project, "1", "champion", 40)
-    _log(project, "2", "canary", 40)
+    _log(project, "2", "shadow", 40)
     pipeline = components.load_component_from_file(
         str(compile_rollout(loaded, tmp_path / "rollout.yaml")))
-    with rollout.controller(loaded):
+    with rollout.watching(loaded):
         busy = json.loads(pipeline().output)
     assert busy["status"] == "running" and "another controller" in busy["busy"]
     client = registry_client(project)
