@@ -7,6 +7,7 @@ little more than one (stack-facts: 4.7 ms vs 5.9 ms).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,14 @@ class Job:
     error: str | None = None
     cache_hits: int = 0
     cache_misses: int = 0
+    work_s: float = 0.0  # the lookup and model call of its batch (not the wait for one)
 
 
 def run_jobs(jobs: list[Job], policy: MissingFeatures) -> None:
     """Fill each job's scores (or its refusal or error). Jobs whose versions read the same
     online features share one lookup (a rollout's two versions of one feature service);
     jobs of one version share one model call."""
+    started = time.perf_counter()
     for group in _grouped(jobs, lambda job: id(job.model.features)):
         try:
             _look_up(group, policy)
@@ -45,6 +48,8 @@ def run_jobs(jobs: list[Job], policy: MissingFeatures) -> None:
             _predict(group)
         except Exception as exc:  # noqa: BLE001 - a broken model answers 500, serving goes on
             _fail(group, exc)
+    for job in jobs:
+        job.work_s = time.perf_counter() - started
 
 
 def _grouped(jobs: list[Job], key: Any) -> list[list[Job]]:
