@@ -60,7 +60,8 @@ def _no_verdict(check: str, why: str, threshold: float | None = None,
     return CheckResult(check, None, threshold, None, f"{why}: no verdict", figures)
 
 
-def _status(frame: pd.DataFrame) -> pd.Series:
+def status_codes(frame: pd.DataFrame) -> pd.Series:
+    """The HTTP status of each logged request, as numbers (NaN where there is none)."""
     return pd.to_numeric(frame[STATUS], errors="coerce") if STATUS in frame.columns else \
         pd.Series(np.nan, index=frame.index)
 
@@ -71,7 +72,7 @@ def error_rate(frame: pd.DataFrame, limit: float, min_requests: int) -> CheckRes
     if requests < min_requests:
         return _no_verdict("error_rate", f"{requests} requests (< min_requests {min_requests})",
                            limit, requests=requests)
-    errors = int((_status(frame) >= 500).sum())
+    errors = int((status_codes(frame) >= 500).sum())
     share = errors / requests
     breached = share > limit
     return CheckResult("error_rate", share, limit, breached,
@@ -80,7 +81,7 @@ def error_rate(frame: pd.DataFrame, limit: float, min_requests: int) -> CheckRes
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[_status(frame) == 200]
+    return frame[status_codes(frame) == 200]
 
 
 def _of_version(frame: pd.DataFrame, version: str | None) -> pd.DataFrame:
@@ -167,7 +168,7 @@ def _answered(frame: pd.DataFrame) -> pd.DataFrame:
     features (policy `refuse`); malformed requests and server errors say nothing here."""
     named = frame[MISSING].fillna("").astype(str).str.len() > 0 if MISSING in frame.columns \
         else pd.Series(False, index=frame.index)
-    return frame[(_status(frame) == 200) | named]
+    return frame[(status_codes(frame) == 200) | named]
 
 
 def feature_missing(frame: pd.DataFrame, limit: float, min_requests: int,

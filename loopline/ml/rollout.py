@@ -18,20 +18,13 @@ import numpy as np
 import pandas as pd
 
 from loopline.ml import sequential
-from loopline.ml.live_checks import (
-    LABEL,
-    LATENCY_MS,
-    MODEL_VERSION,
-    PREDICTION,
-    ROUTE,
-    STATUS,
-    TIME,
-)
+from loopline.ml.live_checks import LABEL, LATENCY_MS, MODEL_VERSION, PREDICTION, ROUTE, TIME
+from loopline.ml.live_checks import status_codes as _status
+from loopline.ml.routes import SHADOW
 from loopline.spec.rollout import MetricGate, RolloutSpec
 
 WAIT, ADVANCE, PROMOTE, ROLLBACK, HOLD = "wait", "advance", "promote", "rollback", "hold"
-# The routes a request is logged under (serving.router answers by them).
-CHAMPION_ROUTE, CANARY_ROUTE, SHADOW_ROUTE = "champion", "canary", "shadow"
+
 LOWER_IS_BETTER = {"brier": True, "abs_error": True, "squared_error": True, "accuracy": False}
 
 
@@ -97,10 +90,6 @@ def outcomes(frame: pd.DataFrame, kind: str, positive: Any = True) -> np.ndarray
     return np.abs(score - y) if kind == "abs_error" else (score - y) ** 2
 
 
-def _status(frame: pd.DataFrame) -> pd.Series:
-    return pd.to_numeric(frame[STATUS], errors="coerce")
-
-
 def figures(frame: pd.DataFrame, version: str, values: np.ndarray | None = None) -> ArmFigures:
     """`frame` holds one version's rows already (see `rows_of`)."""
     status = _status(frame)
@@ -119,7 +108,7 @@ def rows_of(frame: pd.DataFrame, version: str, answered: bool = False) -> pd.Dat
         return frame
     mine = frame[MODEL_VERSION].astype(str) == str(version)
     if answered:
-        mine &= frame[ROUTE] != SHADOW_ROUTE
+        mine &= frame[ROUTE] != SHADOW
     return frame[mine]
 
 

@@ -180,11 +180,11 @@ def _evaluate(loaded: LoadedSpec, serve: ServeSpec, name: str, now: datetime,
 def _answered_by_champion(frame: pd.DataFrame) -> pd.DataFrame:
     """The champion's own answers: a rollout's canary and shadow rows are the rollout
     controller's to judge (a failing shadow must not page anyone about the champion)."""
-    from loopline.ml.rollout import CANARY_ROUTE, SHADOW_ROUTE
+    from loopline.ml.routes import CANARY, SHADOW
 
     if frame.empty or prediction_log.ROUTE not in frame.columns:
         return frame
-    return frame[~frame[prediction_log.ROUTE].isin((CANARY_ROUTE, SHADOW_ROUTE))]
+    return frame[~frame[prediction_log.ROUTE].isin((CANARY, SHADOW))]
 
 
 def _labelled(folder: str, labels: list[pd.DataFrame], metric_window_s: float,

@@ -16,9 +16,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from loopline.ml.rollout import CANARY_ROUTE as CANARY
-from loopline.ml.rollout import CHAMPION_ROUTE as CHAMPION
-from loopline.ml.rollout import SHADOW_ROUTE as SHADOW
+from loopline.ml.routes import CANARY, CHAMPION, SHADOW
 from loopline.serving.served_model import ServedModel
 
 __all__ = ["CANARY", "CHAMPION", "SHADOW", "Router", "Split", "bucket"]

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loopline.spec.durations import Duration, duration_seconds
 
-MODES = ("canary", "shadow", "ab")
 OUTCOMES = ("auto", "brier", "accuracy", "abs_error", "squared_error")
 
 

@@ -60,6 +60,18 @@ def copy_project(source: Path, target: Path) -> Path:
     return target
 
 
+def with_rollout(source: Path, target: Path, block: str) -> Path:
+    """A private copy whose training spec ends with `block` (a `rollout:` and what goes with
+    it), and v2 registered as a copy of v1 (verified: its card comes along)."""
+    from tests.support import registry_client
+
+    project = copy_project(source, target)
+    spec = project / "pipelines" / "train.yaml"
+    spec.write_text(spec.read_text() + block)
+    registry_client(project).copy_model_version(f"models:/{MODEL}/1", MODEL)
+    return project
+
+
 def sample(project: Path) -> pd.DataFrame:
     """The project's real flights, with the scheduled departure hour as a UTC time (what a
     labels feed keys flights by, beside carrier and origin)."""

@@ -22,7 +22,7 @@ from tests.integration.backends import test_airflow
 from tests.integration.backends.test_airflow import HEAVY, _dag_test
 from tests.support import mlflow_uris_restored, registry_client
 from tests.support.airflow import airflow_env, python
-from tests.support.live_monitoring import MODEL, copy_project, trained_project
+from tests.support.live_monitoring import MODEL, trained_project, with_rollout
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(trained: Path, tmp_path: Path) -> Path:
-    """A private copy with the `rollout:` block, and v2 (a copy of v1, verified) registered."""
-    project = copy_project(trained, tmp_path / "project")
-    spec = project / "pipelines" / "train.yaml"
-    spec.write_text(spec.read_text() + ROLLOUT)
-    registry_client(project).copy_model_version(f"models:/{MODEL}/1", MODEL)
-    return project
+    return with_rollout(trained, tmp_path / "project", ROLLOUT)
 
 
 def _start(project: Path) -> dict[str, Any]:

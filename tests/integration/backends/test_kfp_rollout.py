@@ -20,7 +20,7 @@ from loopline.integrations import prediction_log
 from loopline.pipeline.load import load_pipeline
 from tests.integration.backends import test_kfp
 from tests.support import mlflow_uris_restored, registry_client
-from tests.support.live_monitoring import MODEL, copy_project, trained_project
+from tests.support.live_monitoring import MODEL, trained_project, with_rollout
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +46,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def spec(trained: Path, tmp_path: Path) -> Path:
-    """A private copy with the `rollout:` block, and v2 (a copy of v1, verified) registered."""
-    project = copy_project(trained, tmp_path / "project")
-    spec = project / "pipelines" / "train.yaml"
-    spec.write_text(spec.read_text() + ROLLOUT)
-    registry_client(project).copy_model_version(f"models:/{MODEL}/1", MODEL)
-    return spec
+    return with_rollout(trained, tmp_path / "project", ROLLOUT) / "pipelines" / "train.yaml"
 
 
 def _compiled(spec: Path, tmp_path: Path, **options: Any) -> tuple[dict[str, Any], Any]:

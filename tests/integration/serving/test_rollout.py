@@ -148,10 +148,6 @@ def _rollout_events(project: Path, rollout_id: str) -> list[dict[str, Any]]:
             if e.get("kind") == "rollout" and e.get("rollout") == rollout_id]
 
 
-def _served_after(traffic: Traffic, moment: float) -> set[str]:
-    return {a.version for a in traffic.answers if a.at > moment and a.status == 200}
-
-
 def test_a_challenger_failing_10_percent_is_rolled_back_at_the_first_step_with_one_alert(
         project: Path, server: Any, variants: dict[str, str], receiver: Receiver) -> None:
     _crown(project, "1")
