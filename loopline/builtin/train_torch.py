@@ -41,7 +41,13 @@ def run(ctx: StepContext, params: TorchParams) -> StepResult:
 
     from loopline.ml.model_info import model_info
     from loopline.ml.torch_model import TabularModel
-    from loopline.ml.torch_trainer import GpuUnavailable, TrainConfig, fit
+    from loopline.ml.torch_trainer import (
+        GpuUnavailable,
+        TrainConfig,
+        fit,
+        label_classes,
+        training_arrays,
+    )
 
     gpu = getattr(ctx.resources, "gpu", None)
     config = TrainConfig(
@@ -59,23 +65,11 @@ def run(ctx: StepContext, params: TorchParams) -> StepResult:
     eval_path = ctx.input_path("eval")
     evaluation = pd.read_parquet(eval_path) if eval_path else train.iloc[0:0]
 
-    classes: list = []
-    if params.task == "classification":
-        classes = sorted(train[label].unique().tolist())
-        lookup = {value: index for index, value in enumerate(classes)}
-
-        def encode(series):  # type: ignore[no-untyped-def]
-            return series.map(lookup).fillna(-1).to_numpy("int64")
-    else:
-        def encode(series):  # type: ignore[no-untyped-def]
-            return series.to_numpy("float32")
-
-    def matrix(frame):  # type: ignore[no-untyped-def]
-        return frame.drop(columns=[label]).to_numpy("float32")
-
+    classes = label_classes(train, label, params.task)
+    x_train, y_train = training_arrays(train, label, params.task, classes)
+    x_eval, y_eval = training_arrays(evaluation, label, params.task, classes)
     try:
-        result = fit(matrix(train), encode(train[label]), matrix(evaluation),
-                     encode(evaluation[label]), config, log=ctx.log)
+        result = fit(x_train, y_train, x_eval, y_eval, config, log=ctx.log)
     except GpuUnavailable as exc:
         raise StepFailed(str(exc)) from None
     model = TabularModel(result.model, transform, params.task, classes)

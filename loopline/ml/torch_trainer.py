@@ -12,6 +12,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,23 @@ def _loss(task: str, n_outputs: int) -> nn.Module:
     if task == "regression":
         return nn.MSELoss()
     return nn.BCEWithLogitsLoss() if n_outputs == 1 else nn.CrossEntropyLoss()
+
+
+def label_classes(frame: Any, label: str, task: str) -> list[Any]:
+    """The sorted class values of a classification label (their index is the target)."""
+    return sorted(frame[label].unique().tolist()) if task == "classification" else []
+
+
+def training_arrays(frame: Any, label: str, task: str,
+                    classes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A transformed frame as the trainer's arrays: features as float32, the label as class
+    indices (a class unseen in training: -1) or float32 targets. One rule for `train.torch`
+    and bench/torch_example.py, so the GPU figures are the component's."""
+    x = frame.drop(columns=[label]).to_numpy("float32")
+    if task == "classification":
+        lookup = {value: index for index, value in enumerate(classes)}
+        return x, frame[label].map(lookup).fillna(-1).to_numpy("int64")
+    return x, frame[label].to_numpy("float32")
 
 
 def fit(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray | None,
