@@ -19,7 +19,9 @@ from loopline.components.contract import (
 from loopline.integrations.filesystems import is_object_store
 from loopline.integrations.tables import read_table, source_file, write_parquet
 from loopline.ml import expressions
+from loopline.ml.sampling import sample_positions
 from loopline.ml.time_columns import FORMATS, TimeColumnError, is_time_format, to_utc
+from loopline.spec.ci import Sample
 
 
 class Split(ComponentParams):
@@ -60,6 +62,9 @@ class IngestParams(ComponentParams):
     derive: dict[str, str] = Field(default_factory=dict, description="New column -> expression.")
     filter: str | None = Field(None, description="Keep rows where this expression is true.")
     split: Split | None = None
+    sample: Sample | None = Field(
+        None, description="A seeded sample of the rows, drawn after derive and filter, before "
+                          "the split. `loopline ci pr` sets it from the spec's ci.sample.")
 
 
 def _check(params: IngestParams, _root: Path) -> list[tuple[tuple[str | int, ...], str]]:
@@ -127,33 +132,49 @@ def run(ctx: StepContext, params: IngestParams) -> StepResult:
             frame[params.time_column] = to_utc(frame[params.time_column], params.time_format)
         except TimeColumnError as exc:
             raise StepFailed(f"time_column {params.time_column!r} {exc}") from None
-    train, evaluation = _split(frame, params)
+    rows_kept = len(frame)
+    # Split every row first: a row the whole data would evaluate on is an eval row of the
+    # sample too, so a sample's eval rows are never the champion's training rows.
+    is_eval = _eval_rows(frame, params)
+    if params.sample is not None:
+        keep = sample_positions(len(frame), params.sample)
+        frame, is_eval = frame.iloc[keep].reset_index(drop=True), is_eval[keep]
+        ctx.log(f"sampled {len(frame):,} of {rows_kept:,} rows ({params.sample.describe()})")
+    train, evaluation = _split(frame, is_eval, declared=params.split is not None)
     write_parquet(train, ctx.output_path("train"))
     write_parquet(evaluation, ctx.output_path("eval"))
     ctx.log(f"{rows_in:,} rows read, {len(train):,} train, {len(evaluation):,} eval"
             if params.split else f"{rows_in:,} rows read, {len(train):,} kept (no split)")
     metrics = {"rows_in": rows_in, "rows_train": len(train), "rows_eval": len(evaluation)}
+    if params.sample is not None:
+        metrics["rows_sampled_from"] = rows_kept
     return StepResult(metrics=metrics)
 
 
-def _split(frame, params: IngestParams):  # type: ignore[no-untyped-def]
+def _eval_rows(frame, params: IngestParams):  # type: ignore[no-untyped-def]
+    """Which rows evaluate: the later period, or a seeded random share; none without a
+    split."""
     import numpy as np
     import pandas as pd
 
     split = params.split
     if split is None:
-        return frame, frame.iloc[0:0]
+        return np.zeros(len(frame), dtype=bool)
     if split.by == "random":
         rng = np.random.default_rng(split.seed)
-        is_eval = rng.random(len(frame)) < split.eval_fraction
-    else:
-        times = frame[params.time_column]
-        boundary = pd.Timestamp(split.eval_from)
-        if boundary.tzinfo is None and getattr(times.dt, "tz", None) is not None:
-            boundary = boundary.tz_localize("UTC")
-        is_eval = (times >= boundary).to_numpy()
+        return rng.random(len(frame)) < split.eval_fraction
+    times = frame[params.time_column]
+    boundary = pd.Timestamp(split.eval_from)
+    if boundary.tzinfo is None and getattr(times.dt, "tz", None) is not None:
+        boundary = boundary.tz_localize("UTC")
+    return (times >= boundary).to_numpy()
+
+
+def _split(frame, is_eval, declared: bool):  # type: ignore[no-untyped-def]
     train = frame[~is_eval].reset_index(drop=True)
     evaluation = frame[is_eval].reset_index(drop=True)
+    if not declared:  # every row trains
+        return train, evaluation
     if train.empty or evaluation.empty:
         which = "train" if train.empty else "eval"
         raise StepFailed(f"the split leaves the {which} set empty; check split settings")

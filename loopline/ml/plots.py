@@ -47,6 +47,8 @@ def classification_plots(folder: Path, actual: np.ndarray, scores: np.ndarray,
     if champion_scores is not None:
         c_fpr, c_tpr, _ = roc_curve(actual, champion_scores)
         c_precision, c_recall, _ = precision_recall_curve(actual, champion_scores)
+        _dump(folder / "roc_champion.json", [{"fpr": float(a), "tpr": float(b)} for a, b
+                                             in zip(*_thin(c_fpr, c_tpr), strict=True)])
         axes[0].plot(*_thin(c_fpr, c_tpr), label="champion", linestyle="--")
         axes[1].plot(*_thin(c_recall, c_precision), label="champion", linestyle="--")
     axes[0].plot([0, 1], [0, 1], color="grey", linewidth=0.5)

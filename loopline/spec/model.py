@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loopline.spec.alerts import AlertsSpec
+from loopline.spec.ci import CiSpec
 from loopline.spec.durations import Duration, duration_seconds
 from loopline.spec.refs import OutputRef
 from loopline.spec.rollout import RolloutSpec
@@ -231,6 +232,9 @@ class PipelineSpec(_Frozen):
     rollout: RolloutSpec | None = Field(
         None, description="How a challenger that passed its gate reaches all traffic: canary "
                           "steps, shadow or A/B, gated at each step (`loopline rollout`).")
+    ci: CiSpec = Field(default_factory=CiSpec,
+                       description="`loopline ci pr|main`: the pull request's training sample "
+                                   "and whether a failed gate fails the job.")
     alerts: AlertsSpec | None = Field(
         None, description="Where events (drift, failed gates and steps, live checks, "
                           "retraining) are sent: Slack, PagerDuty, webhooks.")
