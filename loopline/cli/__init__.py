@@ -12,6 +12,7 @@ import sys
 
 from loopline.cli import (
     alerts,
+    ci,
     components,
     dashboard,
     drift,
@@ -34,7 +35,8 @@ REGISTER = (spec.register_validate, run.register_run, drift.register, run.regist
             compile_cmd.register_compile, compile_cmd.register_submit, spec.register_schema,
             suggest.register, components.register, init.register, features.register,
             models.register, serve.register, serve.register_replay, monitor.register,
-            rollout.register, feedback.register, dashboard.register, alerts.register)
+            rollout.register, ci.register, feedback.register, dashboard.register,
+            alerts.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
