@@ -17,7 +17,7 @@ from loopline.ci import variants
 from loopline.ci.outcome import SpecOutcome
 from loopline.integrations import git_refs
 from loopline.ml.gate import evaluate_checks
-from loopline.ml.metric_names import HIGHER_IS_BETTER
+from loopline.ml.metric_names import HIGHER_IS_BETTER, LATENCY
 from loopline.pipeline.load import load_pipeline, step_params
 from loopline.runtime.store import open_store
 from loopline.spec.errors import SpecError
@@ -25,6 +25,7 @@ from loopline.spec.load import LoadedSpec
 from loopline.spec.paths import location
 
 RELATIVE = ("max_drop_vs_champion", "max_ratio_vs_champion")
+BASE_TREE = Path(".loopline") / "ci-base"  # git-ignored by `loopline init`
 INGEST, GATE = variants.INGEST, variants.GATE
 
 
@@ -41,30 +42,31 @@ class BaseRun:
 
 def train_base(loaded: LoadedSpec, head: LoadedSpec, commit: str | None,
                run: Any) -> BaseRun:
-    """Run the spec as it was at `commit` on the same sample, into the head's CI artifact
-    root (steps the change leaves alone are cache hits there; run it before the head, whose
-    outputs then stay for the report and the next push). `run(loaded)` runs a spec."""
+    """Run the spec as it was at `commit` on the same sample. The base's tree stays at
+    `.loopline/ci-base` and its artifacts at `<CI artifacts>-base`, so a second push of the
+    same pull request finds the base cached. `run(loaded)` runs a spec."""
     if commit is None:
         return BaseRun(None, note="no base commit to train")
     relative = loaded.path.relative_to(loaded.project_root)
-    with git_refs.checkout(loaded.project_root, commit) as root:
-        if root is None:
-            return BaseRun(commit, note=f"git could not check out {commit}")
-        if not (root / relative).is_file():
-            return BaseRun(commit, note=f"{relative.as_posix()} is new on this branch")
-        try:
-            base = variants.for_pull_request(load_pipeline(root / relative))
-        except SpecError as exc:
-            return BaseRun(commit, note=f"the base's spec does not load ({exc.problems[0]})")
-        shared = location(head.spec.artifacts.root, head.project_root)
-        base = variants.with_artifacts(base, shared)
-        summary = run(base)
-        if summary["status"] != "succeeded":
-            failed = next((n for n, s in summary["steps"].items() if s["status"] == "failed"),
-                          "a step")
-            return BaseRun(commit, note=f"the base's run failed at {failed}")
-        store = open_store(shared, head.project_root)
-        return BaseRun(commit, _read_verdict(store, base), eval_hash=_eval_hash(store, base))
+    root = git_refs.checkout(loaded.project_root, commit, loaded.project_root / BASE_TREE)
+    if root is None:
+        return BaseRun(commit, note=f"git could not check out {commit}")
+    if not (root / relative).is_file():
+        return BaseRun(commit, note=f"{relative.as_posix()} is new on this branch")
+    try:
+        base = variants.for_pull_request(load_pipeline(root / relative))
+    except SpecError as exc:
+        return BaseRun(commit, note=f"the base's spec does not load ({exc.problems[0]})")
+    # Its own artifact root beside the head's: the two never evict each other's cache.
+    shared = location(head.spec.artifacts.root, head.project_root).rstrip("/") + "-base"
+    base = variants.with_artifacts(base, shared)
+    summary = run(base)
+    if summary["status"] != "succeeded":
+        failed = next((n for n, s in summary["steps"].items() if s["status"] == "failed"),
+                      "a step")
+        return BaseRun(commit, note=f"the base's run failed at {failed}")
+    store = open_store(shared, head.project_root)
+    return BaseRun(commit, _read_verdict(store, base), eval_hash=_eval_hash(store, base))
 
 
 def same_as_head(commit: str | None, verdict: dict[str, Any] | None,
@@ -117,14 +119,19 @@ def judge(outcome: SpecOutcome, head: LoadedSpec, base: BaseRun) -> None:
         return
     step = _step(head, GATE)
     assert step is not None
-    gates = [g for g in step_params(head, step).gates
-             if g.max_drop_vs_champion is not None or g.max_ratio_vs_champion is not None]
+    # Quality against the base (same sample, same rows). Latency stays against the champion:
+    # the gate timed both models interleaved in one process, while the base ran apart.
+    gates = [g for g in step_params(head, step).gates if g.metric not in LATENCY and (
+        g.max_drop_vs_champion is not None or g.max_ratio_vs_champion is not None)]
     relative = evaluate_checks(gates, outcome.verdict["metrics"], base.verdict["metrics"],
                                "no base metrics", HIGHER_IS_BETTER)
     relative = [c for c in relative if c["check"] in RELATIVE]
     for check in relative:
         check["detail"] = check["detail"].replace("vs champion", "vs base")
     outcome.base_checks = relative
-    absolute = [c for c in outcome.verdict["checks"] if c["check"] not in RELATIVE]
+    kept = [c for c in outcome.verdict["checks"]
+            if c["check"] not in RELATIVE or c["metric"] in LATENCY]
+    outcome.base_checks = relative
+    outcome.kept_checks = kept
     outcome.failures = [f for f in outcome.failures if not f.startswith("gate: ")]
-    outcome.failures += [f"gate: {c['detail']}" for c in absolute + relative if not c["passed"]]
+    outcome.failures += [f"gate: {c['detail']}" for c in kept + relative if not c["passed"]]

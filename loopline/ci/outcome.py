@@ -33,7 +33,8 @@ class SpecOutcome:
     lineage: dict[str, Any] = field(default_factory=dict)
     changes: Any = None                                  # runtime.ci_changes.SpecChanges
     base: Any = None                                     # ci pr: ci.base_run.BaseRun
-    base_checks: list[dict[str, Any]] = field(default_factory=list)  # relative, vs the base
+    base_checks: list[dict[str, Any]] = field(default_factory=list)  # quality vs the base
+    kept_checks: list[dict[str, Any]] = field(default_factory=list)  # the verdict's others
     moved: list[str] = field(default_factory=list)       # ci main: what the registry did
     rollout: dict[str, Any] | None = None                # ci main: the rollout it began
 

@@ -155,18 +155,19 @@ def _gate(spec: SpecOutcome) -> list[str]:
     assert verdict is not None
     champion = verdict.get("champion") or {}
     rows = champion.get("compared_on", {}).get("rows", verdict.get("rows", 0))
-    absolute = [c for c in verdict["checks"] if c["check"] not in RELATIVE]
     relative = [c for c in verdict["checks"] if c["check"] in RELATIVE]
     passed = not [f for f in spec.failures if f.startswith("gate: ")]
     if spec.base_checks:
-        against = (f"relative checks against the base branch (`{spec.base.commit}`) trained "
-                   f"on the same sample, on the same {verdict.get('rows', 0):,} eval rows")
-        column, deciding = "base", absolute + spec.base_checks
+        against = (f"quality against the base branch (`{spec.base.commit}`) trained on the "
+                   f"same sample, on the same {verdict.get('rows', 0):,} eval rows; latency "
+                   "against the champion, timed beside it")
+        column, deciding = "base / champion", spec.kept_checks + spec.base_checks
+        relative = [c for c in relative if c not in spec.kept_checks]
     else:
         against = (f"against champion v{champion['version']} on the same {rows:,} eval rows"
                    if champion.get("version") else
                    _escape(verdict.get("champion_note") or "no champion"))
-        column, deciding = "champion", absolute + relative
+        column, deciding = "champion", verdict["checks"]
     lines = [f"**Gate** ({'passed' if passed else 'failed'}; {against})", ""]
     lines += _check_table(deciding, column)
     if spec.base is not None and spec.base.note:
@@ -189,8 +190,9 @@ def _check_table(checks: list[dict[str, Any]], column: str,
         if check["metric"] == "data_quality":
             mine = "passed" if check["passed"] else "failed"
         mark = ("✅" if check["passed"] else "ℹ️" if informational else "❌")
+        who = "base" if " vs base " in check["detail"] else "champion"
         name = " ".join(filter(None, (check["metric"], _kind(check["check"]).replace(
-            "champion", column))))
+            "champion", who))))
         lines.append(f"| {name} | {_num(mine)} | {theirs} | {_threshold(check)} | {mark} "
                      f"{_escape(check['detail'])} |")
     return [*lines, ""]

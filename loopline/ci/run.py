@@ -64,7 +64,7 @@ def _runs(mode: str, loaded: LoadedSpec | None) -> bool:
 
 def _pull_request(outcome: SpecOutcome, loaded: LoadedSpec, out: Path, base: str | None,
                   force: bool, env: Mapping[str, str]) -> None:
-    """The base on the sample first (it shares the head's cache), then the head, judged."""
+    """The base on the sample (when anything changed), the head, then the judgement."""
     from loopline.ci import base_run
     from loopline.integrations.git_refs import changed_files
     from loopline.runtime.ci_changes import spec_changes

@@ -8,12 +8,10 @@ raising: a report that cannot compare says why, it never fails the job.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -167,23 +165,24 @@ def changed_files(root: Path, ref: str, paths: list[str]) -> list[str]:
     return sorted(found)
 
 
-@contextlib.contextmanager
-def checkout(root: Path, commit: str) -> Iterator[Path | None]:
-    """The project as it was at `commit`: a detached worktree in a temporary folder (the
-    project's own folder inside it when it lives in a subfolder), removed afterwards. None
-    when git cannot make one; the caller says so instead of comparing."""
+def checkout(root: Path, commit: str, at: Path) -> Path | None:
+    """The project as it was at `commit`, in a detached worktree at `at` (a fixed place, so
+    what runs there keeps the same paths, and cache keys, from one run to the next); the
+    project's own folder inside it when it lives in a subfolder. An existing worktree there
+    is moved to `commit`. None when git cannot make one; the caller says so."""
     prefix = _prefix(root)
-    if prefix is None or commit.startswith("-"):
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="loopline-base-") as tmp:
-        tree = Path(tmp) / "tree"
-        done = _run(root, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+    full = _out(root, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}") \
+        if not commit.startswith("-") else None
+    if prefix is None or not full:
+        return None
+    if (at / ".git").exists() and _out(at, "rev-parse", "HEAD") != full:
+        done = _run(at, "checkout", "--quiet", "--detach", "--force", full)
         if done is None or done.returncode != 0:
-            yield None
-            return
-        try:
-            yield tree / prefix if prefix else tree
-        finally:
-            _run(root, "worktree", "remove", "--force", str(tree))
-            _run(root, "worktree", "prune")
+            _run(root, "worktree", "remove", "--force", str(at))
+    if not (at / ".git").exists():
+        _run(root, "worktree", "prune")
+        at.parent.mkdir(parents=True, exist_ok=True)
+        done = _run(root, "worktree", "add", "--detach", "--force", "--quiet", str(at), full)
+        if done is None or done.returncode != 0:
+            return None
+    return at / prefix if prefix else at

@@ -104,7 +104,10 @@ def test_a_pull_request_gets_one_sticky_comment_with_the_gate_and_the_changed_pa
     assert first.returncode == 0, first.stdout + first.stderr
     report = first.stdout
     assert "pull request: ✅ passed" in report
-    assert "against champion v1 on the same" in report  # the champion, on the same rows
+    # Quality against the base branch trained on the same sample (a sample-trained model
+    # against an all-rows champion would measure the sample); the champion beside it.
+    assert "quality against the base branch" in report and "| roc_auc vs base |" in report
+    assert "**Against the production champion v1** (on the same" in report
     assert "| `gate.min_roc_auc` | `0.55` | `0.56` |" in report
     assert "`pipelines/train.yaml` ✅" in report and "```mermaid" in report
     assert "sampled 2,400 of 3,000 rows" in report  # the declared sample, not all rows
@@ -148,6 +151,21 @@ def test_a_failed_gate_exits_1_and_names_the_check_with_its_numbers(project: Pat
     reported = ci(project, "pr", "--report-only")
     assert reported.returncode == 0
     assert "report only: the job does not fail" in reported.stdout
+
+
+def test_a_change_that_hurts_the_model_fails_against_the_base_on_the_same_sample(
+        project: Path) -> None:
+    spec = project / "pipelines/train.yaml"
+    edit_yaml(spec, {"steps.features.params.derived": {},
+                     "steps.features.params.categorical": {}})  # distance alone is left
+    git(project, "commit", "-q", "-am", "fewer features")
+    result = ci(project, "pr")
+    assert result.returncode == 1, result.stderr
+    failures = [line for line in result.stdout.splitlines() if line.startswith("* ")]
+    assert [f for f in failures if "gate: roc_auc" in f and "vs base" in f and "worse by" in f]
+    assert "as it is at the base" in result.stderr  # the base was trained, on the sample
+    assert "| `steps.features.params.categorical.carrier` | `onehot` | *(absent)* |" \
+        in result.stdout
 
 
 def test_the_sample_is_deterministic(project: Path) -> None:
@@ -201,5 +219,5 @@ def test_a_merge_runs_the_full_pipeline_into_the_declared_rollout(project: Path,
     from tests.support import registry_client
 
     aliases = registry_client(project).get_registered_model("my-model").aliases
-    assert (aliases["champion"], aliases["canary"]) == ("1", "2")
+    assert (aliases["champion"], aliases["canary"]) == (1, 2)
     assert summary.read_text() == report  # the step summary gets the same report
