@@ -19,7 +19,6 @@ from loopline.components.contract import (
 from loopline.integrations.filesystems import is_object_store
 from loopline.integrations.tables import read_table, source_file, write_parquet
 from loopline.ml import expressions
-from loopline.ml.sampling import sample_positions
 from loopline.ml.time_columns import FORMATS, TimeColumnError, is_time_format, to_utc
 from loopline.spec.ci import Sample
 
@@ -137,6 +136,8 @@ def run(ctx: StepContext, params: IngestParams) -> StepResult:
     # sample too, so a sample's eval rows are never the champion's training rows.
     is_eval = _eval_rows(frame, params)
     if params.sample is not None:
+        from loopline.ml.sampling import sample_positions  # numpy: not at validate-spec time
+
         keep = sample_positions(len(frame), params.sample)
         frame, is_eval = frame.iloc[keep].reset_index(drop=True), is_eval[keep]
         ctx.log(f"sampled {len(frame):,} of {rows_kept:,} rows ({params.sample.describe()})")

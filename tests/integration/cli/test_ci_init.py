@@ -74,3 +74,25 @@ def test_git_commits_the_ci_files_and_ignores_what_ci_leaves(project: tuple[Path
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *left_behind, *kept],
                              cwd=target, capture_output=True, text=True).stdout.split()
     assert ignored == left_behind
+
+
+def test_ci_init_adds_the_files_to_an_existing_project_and_never_overwrites(
+        project: tuple[Path, str], tmp_path: Path) -> None:
+    target = tmp_path / "existing"
+    shutil.copytree(project[0], target)
+    for name in CI_FILES:
+        (target / name).unlink()
+    made = subprocess_cli("ci", "init", str(target))
+    assert made.returncode == 0, made.stderr
+    assert (target / ".github/workflows/loopline.yml").read_text() == render_github_workflow()
+    assert ".gitlab-ci.yml" in made.stderr
+    (target / ".gitlab-ci.yml").write_text("# ours\n")
+    refused = subprocess_cli("ci", "init", str(target))
+    assert refused.returncode == 1 and "loopline.yml exists; --force overwrites it" in \
+        refused.stderr
+    assert (target / ".gitlab-ci.yml").read_text() == "# ours\n"  # untouched
+    forced = subprocess_cli("ci", "init", str(target), "--force", "--no-github")
+    assert forced.returncode == 0 and (target / ".gitlab-ci.yml").read_text() == \
+        render_gitlab_ci()
+    elsewhere = subprocess_cli("ci", "init", str(tmp_path))
+    assert elsewhere.returncode == 2 and "no pipelines/ folder" in elsewhere.stderr
