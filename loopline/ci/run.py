@@ -72,8 +72,10 @@ def _pull_request(outcome: SpecOutcome, loaded: LoadedSpec, out: Path, base: str
     variant = variants.for_pull_request(loaded)
     outcome.sample = loaded.spec.ci.sample.describe()
     outcome.changes = changes = spec_changes(loaded, base, env)
-    unchanged = changes.base_ref is not None and changes.base_commit is not None and not \
-        changed_files(loaded.project_root, changes.base_commit, ["."])
+    # Nothing tracked differs from the base, and nothing new where the spec reads (files
+    # the runs leave behind, a lock file, say, are not a change).
+    unchanged = changes.base_commit is not None and not changes.files and not \
+        changed_files(loaded.project_root, changes.base_commit, ["."], untracked=False)
     trained = None
     if not unchanged:
         _progress(f"ci pr: {outcome.display} as it is at the base, {changes.base_commit}")

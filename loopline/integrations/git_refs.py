@@ -143,10 +143,10 @@ def file_at(root: Path, ref: str, relpath: str) -> str | None:
     return done.stdout.decode("utf-8", errors="replace")
 
 
-def changed_files(root: Path, ref: str, paths: list[str]) -> list[str]:
+def changed_files(root: Path, ref: str, paths: list[str], untracked: bool = True) -> list[str]:
     """Files under `paths` (relative to `root`) that differ between the merge base with `ref`
-    and the working tree: committed on the branch, staged, edited, or new and not ignored.
-    Sorted, relative to `root`; empty when git cannot tell."""
+    and the working tree: committed on the branch, staged, edited, or (with `untracked`) new
+    and not ignored. Sorted, relative to `root`; empty when git cannot tell."""
     prefix = _prefix(root)
     base = merge_base(root, ref)
     if prefix is None or base is None or not paths:
@@ -155,7 +155,7 @@ def changed_files(root: Path, ref: str, paths: list[str]) -> list[str]:
     found: set[str] = set()
     diff = _run(root, "diff", "--name-only", "--no-renames", "-z", base, "--", *specs)
     new = _run(root, "ls-files", "--others", "--exclude-standard", "--full-name", "-z",
-               "--", *specs)
+               "--", *specs) if untracked else None
     for done in (diff, new):
         if done is None or done.returncode != 0:
             continue
