@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := False
 export WANDB_MODE ?= offline
 
-.PHONY: install demo loop rollout test test-fast lint bench lock clean airflow system-deps serve
+.PHONY: install demo loop rollout ci-example test test-fast lint bench lock clean airflow system-deps serve
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ rollout: install
 	  --rollout --requests 100000 --seconds 300 $(ROLLOUT_SET)
 	$(BIN)/loopline models list flights-late-arrival
 	@echo "The rollout's record and picture: artifacts/monitoring/flights-late-arrival/rollouts/"
+
+## ci-example: `loopline ci pr` on the example, as a pull request's CI job runs it: every training
+## spec on its 20,000-row sample, gated against the champion (trained first if there is none),
+## the report on stdout and in loopline-ci/ (docs/ci.md). Exits 1 when a gate fails.
+ci-example: install
+	$(BIN)/loopline run pipelines/flights.yaml
+	$(BIN)/loopline ci pr
+	@echo "The report: loopline-ci/report.md (plots beside it), loopline-ci/report.json"
 
 ## system-deps: Debian's Chromium (the dashboard is checked in a real browser) and Prometheus
 ## (the Grafana queries run against real scrapes); installed when missing and we are root.

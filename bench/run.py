@@ -271,7 +271,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = example_copy(Path(tmp))
         only = os.environ.get("BENCH_ONLY",
-                              "core,feast,airflow,torch,drift,production,serving,rollout"
+                              "core,feast,airflow,torch,drift,production,serving,rollout,ci"
                               ).split(",")
         if "core" in only:
             bench_cli(project)
@@ -307,6 +307,10 @@ def main() -> None:
             print()
             subprocess.run([sys.executable, str(REPO / "bench" / "rollout.py")], env=ENV,
                            check=True, stderr=subprocess.DEVNULL)
+        if "ci" in only:  # loopline ci pr against the full pipelines it stands in for
+            print()
+            subprocess.run([sys.executable, str(REPO / "bench" / "ci_pr.py"), str(repeats)],
+                           env=ENV, check=True)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def _pull_request(outcome: SpecOutcome, loaded: LoadedSpec, out: Path, base: str
     from loopline.runtime.ci_changes import spec_changes
 
     variant = variants.for_pull_request(loaded)
-    outcome.sample = loaded.spec.ci.sample.describe()
+    # Only ingest.table draws the sample; a spec reading its data otherwise trains on it all.
+    sampled = variants.INGEST in variants.components(loaded)
+    outcome.sample = loaded.spec.ci.sample.describe() if sampled else None
     outcome.changes = changes = spec_changes(loaded, base, env)
     # Nothing tracked differs from the base, and nothing new where the spec reads (files
     # the runs leave behind, a lock file, say, are not a change).
