@@ -69,7 +69,8 @@ rollout: install
 	@echo "The rollout's record and picture: artifacts/monitoring/flights-late-arrival/rollouts/"
 
 ## ci-example: `loopline ci pr` on the example, as a pull request's CI job runs it: every training
-## spec on its 20,000-row sample, gated against the champion (trained first if there is none),
+## spec on its 20,000-row sample, gated against the base branch on the same sample and the
+## champion (trained first if there is none),
 ## the report on stdout and in loopline-ci/ (docs/ci.md). Exits 1 when a gate fails.
 ci-example: install
 	$(BIN)/loopline run pipelines/flights.yaml

@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from loopline.ci.outcome import ERROR, FAILED, PASSED, SpecOutcome
+from loopline.ci.outcome import SpecOutcome
+from loopline.ci.variants import GATE, INGEST
 from loopline.runtime.lineage import git_commit
 from loopline.runtime.store import ArtifactStore, open_store
 from loopline.spec.load import LoadedSpec
 
-# Components whose outputs the report reads.
-INGEST, VALIDATE, GATE = "ingest.table", "validate.expectations", "evaluate.gate"
+VALIDATE = "validate.expectations"
 
 
 def collect(outcome: SpecOutcome, loaded: LoadedSpec, summary: dict[str, Any],
@@ -26,10 +26,15 @@ def collect(outcome: SpecOutcome, loaded: LoadedSpec, summary: dict[str, Any],
     store = open_store(loaded.spec.artifacts.root, loaded.project_root)
     outcome.run = summary
     steps = summary["steps"]
-    for name, step in steps.items():
-        if step["status"] == "failed":
-            outcome.failures.append(f"step {name} failed: {_first_line(step.get('error'))}")
     by_component = {s.component: n for n, s in loaded.spec.steps.items()}
+    for name, step in steps.items():
+        if step["status"] != "failed":
+            continue
+        if name == by_component.get(VALIDATE):  # bad data stopped the run: a data verdict
+            outcome.failures.append(f"data validation: {_first_line(step.get('error'))}")
+        else:
+            outcome.crashed = True
+            outcome.failures.append(f"step {name} failed: {_first_line(step.get('error'))}")
     if (ingest := by_component.get(INGEST)) and ingest in steps:
         outcome.rows = dict(steps[ingest].get("metrics") or {})
         manifest = store.read_manifest(loaded.spec.name, ingest) or {}
@@ -38,7 +43,7 @@ def collect(outcome: SpecOutcome, loaded: LoadedSpec, summary: dict[str, Any],
         outcome.validation = _validation(store, loaded, validate, steps[validate])
     if (gate := by_component.get(GATE)) and steps.get(gate, {}).get("status") in (
             "succeeded", "cached"):
-        outcome.verdict = _json(store, loaded, gate, "verdict.json")
+        outcome.verdict = read_json(store, loaded, gate, "verdict.json")
         _plots(outcome, store, loaded, gate, out)
     if outcome.verdict is not None and not outcome.verdict["passed"]:
         outcome.failures += [f"gate: {c['detail']}" for c in outcome.verdict["checks"]
@@ -48,13 +53,13 @@ def collect(outcome: SpecOutcome, loaded: LoadedSpec, summary: dict[str, Any],
         "git_commit": git_commit(loaded.project_root),
         "artifacts": f"{loaded.spec.artifacts.root.rstrip('/')}/{loaded.spec.name}",
         "experiment": loaded.spec.tracking.mlflow.experiment or loaded.spec.name})
-    outcome.status = (ERROR if any(s["status"] == "failed" for s in steps.values())
-                      else FAILED if outcome.failures else PASSED)
+    outcome.settle()
     return outcome
 
 
 def _first_line(text: str | None) -> str:
-    return (text or "no error recorded").strip().splitlines()[0]
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else "no error recorded"
 
 
 def _validation(store: ArtifactStore, loaded: LoadedSpec, step: str,
@@ -67,7 +72,7 @@ def _validation(store: ArtifactStore, loaded: LoadedSpec, step: str,
                 "failed_lines": [line.strip() for line in lines[1:] if line.strip()]}
     if summary["status"] not in ("succeeded", "cached"):
         return {"success": None, "error": summary.get("note", "not run")}
-    return _json(store, loaded, step, "validation.json") or {"success": None}
+    return read_json(store, loaded, step, "validation.json") or {"success": None}
 
 
 def _local(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -> Path | None:
@@ -78,9 +83,10 @@ def _local(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -
     return None
 
 
-def _json(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -> Any:
-    path = _local(store, loaded, step, filename)
+def read_json(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -> Any:
+    """An output file of the step's last complete run; None when it cannot be read."""
     try:
+        path = _local(store, loaded, step, filename)
         return json.loads(path.read_text()) if path is not None else None
     except (OSError, ValueError):
         return None

@@ -11,6 +11,9 @@ from typing import Any
 
 # A spec's result in the report, worst first.
 ERROR, FAILED, PASSED, VALIDATED = "error", "failed", "passed", "validated"
+# Failures a report-only spec reports without failing the job: the verdicts on the model and
+# the data. A crash or a spec that does not validate always fails it.
+SOFT = ("gate: ", "data validation: ")
 
 
 @dataclass
@@ -37,6 +40,18 @@ class SpecOutcome:
     kept_checks: list[dict[str, Any]] = field(default_factory=list)  # the verdict's others
     moved: list[str] = field(default_factory=list)       # ci main: what the registry did
     rollout: dict[str, Any] | None = None                # ci main: the rollout it began
+    report_only: bool = False                            # its gate and data verdicts soft
+    crashed: bool = False                                # a step or Loopline itself failed
+
+    def settle(self) -> None:
+        """The status from what was found: a crash is an error, a failure a failure."""
+        self.status = ERROR if self.crashed or self.problems else \
+            FAILED if self.failures else PASSED if self.run is not None else self.status
+
+    def blocking(self) -> list[str]:
+        """The failures that fail the job."""
+        return [f for f in self.failures
+                if not (self.report_only and f.startswith(SOFT))]
 
 
 @dataclass
@@ -46,7 +61,6 @@ class CiOutcome:
     specs: list[SpecOutcome]
     duration_s: float = 0.0
     base_ref: str | None = None
-    report_only: bool = False
 
     @property
     def failures(self) -> list[str]:
@@ -56,6 +70,12 @@ class CiOutcome:
     def passed(self) -> bool:
         return not self.failures
 
+    @property
+    def report_only(self) -> bool:
+        """Every failure is one that report-only specs only report."""
+        return bool(self.failures) and not any(s.blocking() for s in self.specs)
+
     def exit_code(self) -> int:
-        """1 when a gate, a validation or a step failed, unless the run is report-only."""
-        return 0 if self.passed or self.report_only else 1
+        """1 when a gate, a data validation, a step or a spec failed, except the verdicts of
+        report-only specs."""
+        return 1 if any(s.blocking() for s in self.specs) else 0

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from loopline.ci.outcome import ERROR, FAILED, PASSED, CiOutcome, SpecOutcome
+from loopline.ml.gate import RELATIVE_CHECKS as RELATIVE
 from loopline.ml.metric_names import HIGHER_IS_BETTER
+from loopline.runtime.ci_changes import MISSING
 
 TITLES = {"pr": "pull request", "main": "merge to main"}
-RELATIVE = ("max_drop_vs_champion", "max_ratio_vs_champion")
 ICONS = {PASSED: "✅", FAILED: "❌", ERROR: "❌"}
 GRID = [i / 20 for i in range(21)]  # the ROC chart's false positive rates
 
@@ -190,7 +191,7 @@ def _check_table(checks: list[dict[str, Any]], column: str,
         if check["metric"] == "data_quality":
             mine = "passed" if check["passed"] else "failed"
         mark = ("✅" if check["passed"] else "ℹ️" if informational else "❌")
-        who = "base" if " vs base " in check["detail"] else "champion"
+        who = check.get("against", "champion")
         name = " ".join(filter(None, (check["metric"], _kind(check["check"]).replace(
             "champion", who))))
         lines.append(f"| {name} | {_num(mine)} | {theirs} | {_threshold(check)} | {mark} "
@@ -300,7 +301,7 @@ def _changes(changes: Any) -> list[str]:
 
 
 def _value(value: Any) -> str:
-    if type(value).__name__ == "_Missing" or repr(value) in ("MISSING", "<missing>"):
+    if value is MISSING:
         return "*(absent)*"
     return f"`{_escape(str(value))}`"
 

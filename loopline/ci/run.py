@@ -13,11 +13,10 @@ from typing import Any
 
 from loopline.ci import variants
 from loopline.ci.collect import collect
-from loopline.ci.outcome import ERROR, CiOutcome, SpecOutcome
+from loopline.ci.outcome import CiOutcome, SpecOutcome
 from loopline.integrations.git_refs import head
 from loopline.spec.load import LoadedSpec
 
-MODES = ("pr", "main")
 ALIASES = ("champion", "canary")
 
 
@@ -41,19 +40,33 @@ def run_ci(mode: str, project_root: Path, specs: list[Path] | None = None, *,
         if item.loaded is not None and item.loaded.spec.registry is not None:
             outcome.model = item.loaded.spec.registry.model_name
         if not item.valid:
-            outcome.status = ERROR
             outcome.failures.append(f"the spec does not validate ({len(item.problems)} "
                                     f"problem{'s' * (len(item.problems) != 1)})")
         elif item in chosen:
-            _progress(f"ci {mode}: {item.display}")
             assert item.loaded is not None
-            (_pull_request if mode == "pr" else _merge)(outcome, item.loaded, out, base, force,
-                                                       env)
+            # --report-only, or the spec's own ci.report_only on a pull request (a merge that
+            # ships a refused model should fail unless someone said otherwise at the call).
+            outcome.report_only = report_only or (
+                mode == "pr" and item.loaded.spec.ci.report_only)
+            _progress(f"ci {mode}: {item.display}")
+            _guarded(mode, outcome, item.loaded, out, base, force, env)
+        outcome.settle()
         outcomes.append(outcome)
-    report_only = report_only or (bool(chosen) and all(
-        c.loaded is not None and c.loaded.spec.ci.report_only for c in chosen))
     return CiOutcome(mode, head(project_root), outcomes, time.perf_counter() - started,
-                     base_ref=_base_name(outcomes), report_only=report_only)
+                     base_ref=_base_name(outcomes))
+
+
+def _guarded(mode: str, outcome: SpecOutcome, loaded: LoadedSpec, out: Path,
+             base: str | None, force: bool, env: Mapping[str, str]) -> None:
+    """One spec's run; whatever escapes it (a missing secret, a broken store) is this
+    spec's error in the report, never a traceback without one."""
+    try:
+        (_pull_request if mode == "pr" else _merge)(outcome, loaded, out, base, force, env)
+    except Exception as exc:  # noqa: BLE001 - the report must still be written
+        outcome.crashed = True
+        text = str(exc).strip().splitlines()
+        outcome.failures.append(f"loopline ci failed here: {type(exc).__name__}"
+                                + (f": {text[0]}" if text else ""))
 
 
 def _runs(mode: str, loaded: LoadedSpec | None) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.pipeline.load import load_pipeline
+from loopline.spec.ci import Sample
 from loopline.spec.errors import SpecError, SpecProblem
 from loopline.spec.load import LoadedSpec
 from loopline.spec.model import PipelineSpec
@@ -72,18 +73,18 @@ def promotes(loaded: LoadedSpec) -> bool:
     return PROMOTE in components(loaded)
 
 
-def for_pull_request(loaded: LoadedSpec) -> LoadedSpec:
-    """Ingest draws the spec's `ci.sample`; registration and everything after it goes (a pull
-    request never moves an alias); artifacts go under `<root>/ci`."""
+def for_pull_request(loaded: LoadedSpec, sample: Sample | None = None) -> LoadedSpec:
+    """Ingest draws `sample` (default: the spec's `ci.sample`); registration and everything
+    after it goes (a pull request never moves an alias); artifacts go under `<root>/ci`."""
     resolved = copy.deepcopy(loaded.resolved)
     steps: dict[str, Any] = resolved["steps"]
     dropped = _after(loaded, {n for n, s in loaded.spec.steps.items() if s.component == PROMOTE})
     for name in dropped:
         del steps[name]
-    sample = loaded.spec.ci.sample.model_dump(exclude_none=True)
+    drawn = (sample or loaded.spec.ci.sample).model_dump(exclude_none=True)
     for step in steps.values():
         if step["component"] == INGEST:
-            step.setdefault("params", {})["sample"] = sample
+            step.setdefault("params", {})["sample"] = drawn
     artifacts = resolved.setdefault("artifacts", {})
     artifacts["root"] = f"{loaded.spec.artifacts.root.rstrip('/')}/{PR_ARTIFACTS}"
     return _variant(loaded, resolved)

@@ -1,6 +1,7 @@
 """`loopline ci pr|main|init`: CI/CD for ML (docs/ci.md).
 
-`pr` trains every training spec on its seeded sample and gates it against the champion;
+`pr` trains every training spec on its seeded sample and gates it against the base branch
+trained on the same sample (quality) and the champion (latency, and for information);
 `main` runs the full pipelines into the declared rollout. Both print one Markdown report,
 keep it in a folder (with the plots), append it to the step summary and keep one sticky
 pull-request comment up to date. Exit 1 when a gate, a validation or a step failed.
@@ -9,10 +10,13 @@ pull-request comment up to date. Exit 1 when a gate, a validation or a step fail
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from loopline.cli.common import EXIT_BAD_SPEC, EXIT_OK, CommandError, Subcommands, output_folder
 
@@ -34,9 +38,13 @@ def cmd_ci(args: argparse.Namespace) -> int:
                            "project (`loopline init DIR` makes one)", EXIT_BAD_SPEC)
     out = output_folder(args.out)
     out.mkdir(exist_ok=True)
-    outcome = run_ci(args.mode, root, specs or None, out=out, base=args.base,
-                     force=args.force, report_only=args.report_only)
     secrets = secrets_in(os.environ)
+    # Everything printed while the pipelines run (progress, step logs, library chatter)
+    # passes through the redaction too: a token echoed in an error never reaches the log.
+    with contextlib.redirect_stdout(Redacting(sys.stdout, secrets)), \
+            contextlib.redirect_stderr(Redacting(sys.stderr, secrets)):
+        outcome = run_ci(args.mode, root, specs or None, out=out, base=args.base,
+                         force=args.force, report_only=args.report_only)
     text = redact(render(outcome), secrets)
     (out / "report.md").write_text(redact(render(outcome, images=out), secrets))
     (out / "report.json").write_text(redact(json.dumps(_facts(outcome), indent=2,
@@ -49,6 +57,28 @@ def cmd_ci(args: argparse.Namespace) -> int:
         print(redact(f"{mark} {delivery.where}: {delivery.detail}", secrets), file=sys.stderr)
     print(f"report: {out / 'report.md'}", file=sys.stderr)
     return outcome.exit_code()
+
+
+class Redacting(io.TextIOBase):
+    """A text stream that writes through `redact` (to a terminal, a CI log)."""
+
+    def __init__(self, stream: Any, secrets: list[str]) -> None:
+        self.stream, self.secrets = stream, secrets
+
+    def write(self, text: str) -> int:
+        from loopline.integrations.report_delivery import redact
+
+        self.stream.write(redact(text, self.secrets))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
 
 
 def _facts(outcome: object) -> dict[str, object]:
@@ -99,9 +129,12 @@ def register(sub: Subcommands) -> None:
                                      else "registers a model"))
         command.add_argument("--out", default=DEFAULT_OUT,
                              help=f"report folder (default {DEFAULT_OUT}/)")
-        command.add_argument("--base", help="compare params with this git ref (default: the "
-                                            "pull request's base, else origin/main or main)"
-                                            if mode == "pr" else "default: HEAD~1")
+        command.add_argument("--base", help="the git ref whose merge base is trained on the "
+                                            "same sample and whose params are compared "
+                                            "(default: the pull request's base, else "
+                                            "origin/main or main)"
+                                            if mode == "pr" else "compare params with this "
+                                            "git ref (default: HEAD~1)")
         command.add_argument("--report-only", action="store_true",
                              help="report failed gates and validation, exit 0")
         command.add_argument("--force", action="store_true", help="ignore the step cache")

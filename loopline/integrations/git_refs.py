@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -177,8 +178,9 @@ def checkout(root: Path, commit: str, at: Path) -> Path | None:
         return None
     if (at / ".git").exists() and _out(at, "rev-parse", "HEAD") != full:
         done = _run(at, "checkout", "--quiet", "--detach", "--force", full)
-        if done is None or done.returncode != 0:
+        if done is None or done.returncode != 0:  # not a worktree of ours any more: start over
             _run(root, "worktree", "remove", "--force", str(at))
+            shutil.rmtree(at, ignore_errors=True)
     if not (at / ".git").exists():
         _run(root, "worktree", "prune")
         at.parent.mkdir(parents=True, exist_ok=True)

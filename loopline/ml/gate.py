@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 HIGHER_IS_BETTER_DEFAULT = True
+# The checks made against the champion (the others are absolute bounds and data quality).
+RELATIVE_CHECKS = ("max_drop_vs_champion", "max_ratio_vs_champion")
 
 
 class GateCheck(BaseModel):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from loopline.spec.ci import Sample
@@ -23,6 +21,3 @@ def sample_positions(total: int, sample: Sample) -> np.ndarray:
         return np.arange(total)
     return np.sort(np.random.default_rng(sample.seed).choice(total, size, replace=False))
 
-
-def sample_rows(frame: Any, sample: Sample) -> Any:
-    return frame.iloc[sample_positions(len(frame), sample)].reset_index(drop=True)
