@@ -38,8 +38,10 @@ def spec(**extra: object) -> SpecOutcome:
 
 
 def outcome(*specs: SpecOutcome, report_only: bool = False) -> CiOutcome:
+    for spec_outcome in specs:
+        spec_outcome.report_only = report_only
     return CiOutcome("pr", {"short": "abc1234", "branch": "feature", "dirty": False},
-                     list(specs), 12.3, base_ref="origin/main", report_only=report_only)
+                     list(specs), 12.3, base_ref="origin/main")
 
 
 def test_a_failed_gate_is_the_headline_and_names_its_numbers() -> None:
