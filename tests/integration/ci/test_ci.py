@@ -55,7 +55,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scaffold with a 2,400-row CI sample (of 3,000: about 600 eval rows, enough for the
     gate's 500 to compare with the champion), committed on main, its champion v1 trained."""
     project = create_project(tmp_path_factory.mktemp("ci") / "project")
-    edit_yaml(project / "pipelines/train.yaml", {"ci.sample": {"rows": 2400, "seed": 0}})
+    edit_yaml(project / "pipelines/train.yaml", {"ci.sample": {"rows": 2400, "seed": 0},
+                                                 # 10 single-row calls per model, not 200:
+                                                 # the suite times no latency here
+                                                 "steps.evaluate.params.latency_rows": 10})
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "main")
