@@ -97,7 +97,7 @@ def _step(loaded: LoadedSpec, component: str) -> str | None:
 
 def _verdict(store: ArtifactStore, loaded: LoadedSpec) -> dict[str, Any] | None:
     step = _step(loaded, variants.GATE)
-    return read_json(store, loaded, step, "verdict.json") if step else None
+    return read_json(store, loaded, step, "verdict") if step else None
 
 
 def _eval_hash(store: ArtifactStore, loaded: LoadedSpec) -> str | None:

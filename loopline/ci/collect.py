@@ -43,7 +43,7 @@ def collect(outcome: SpecOutcome, loaded: LoadedSpec, summary: dict[str, Any],
         outcome.validation = _validation(store, loaded, validate, steps[validate])
     if (gate := by_component.get(GATE)) and steps.get(gate, {}).get("status") in (
             "succeeded", "cached"):
-        outcome.verdict = read_json(store, loaded, gate, "verdict.json")
+        outcome.verdict = read_json(store, loaded, gate, "verdict")
         _plots(outcome, store, loaded, gate, out)
     if outcome.verdict is not None and not outcome.verdict["passed"]:
         outcome.failures += [f"gate: {c['detail']}" for c in outcome.verdict["checks"]
@@ -72,21 +72,13 @@ def _validation(store: ArtifactStore, loaded: LoadedSpec, step: str,
                 "failed_lines": [line.strip() for line in lines[1:] if line.strip()]}
     if summary["status"] not in ("succeeded", "cached"):
         return {"success": None, "error": summary.get("note", "not run")}
-    return read_json(store, loaded, step, "validation.json") or {"success": None}
+    return read_json(store, loaded, step, "result") or {"success": None}
 
 
-def _local(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -> Path | None:
-    manifest = store.read_manifest(loaded.spec.name, step) or {}
-    for entry in manifest.get("outputs", {}).values():
-        if entry["path"] == filename:
-            return store.local_path(loaded.spec.name, step, filename, entry.get("hash") or "")
-    return None
-
-
-def read_json(store: ArtifactStore, loaded: LoadedSpec, step: str, filename: str) -> Any:
-    """An output file of the step's last complete run; None when it cannot be read."""
+def read_json(store: ArtifactStore, loaded: LoadedSpec, step: str, output: str) -> Any:
+    """A JSON output of the step's last complete run; None when it cannot be read."""
     try:
-        path = _local(store, loaded, step, filename)
+        path = store.output(loaded.spec.name, step, output)
         return json.loads(path.read_text()) if path is not None else None
     except (OSError, ValueError):
         return None
@@ -96,7 +88,7 @@ def _plots(outcome: SpecOutcome, store: ArtifactStore, loaded: LoadedSpec, step:
            out: Path) -> None:
     """evaluation.png copied beside the report (a CI artifact); the ROC curves kept as data,
     drawn in the Markdown itself."""
-    folder = _local(store, loaded, step, "plots")
+    folder = store.output(loaded.spec.name, step, "plots")
     if folder is None or not folder.is_dir():
         return
     for name in ("roc", "roc_champion"):

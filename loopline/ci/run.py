@@ -135,13 +135,9 @@ def _run(loaded: LoadedSpec, force: bool) -> dict[str, Any]:
 
 
 def _aliases(loaded: LoadedSpec) -> dict[str, str | None]:
-    from loopline.integrations.registry_peek import alias_version
-    from loopline.runtime.tracking import resolve_uris
+    from loopline.runtime.rollout import alias_version_of
 
-    assert loaded.spec.registry is not None
-    registry_uri = resolve_uris(loaded.spec, loaded.project_root)[1]
-    return {alias: alias_version(registry_uri, loaded.spec.registry.model_name, alias) or None
-            for alias in ALIASES}
+    return {alias: alias_version_of(loaded, alias) for alias in ALIASES}
 
 
 def _begin_rollout(loaded: LoadedSpec) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from loopline.pipeline.load import load_pipeline
 from loopline.spec.ci import Sample
 from loopline.spec.errors import SpecError, SpecProblem
-from loopline.spec.load import LoadedSpec
+from loopline.spec.load import LoadedSpec, display_path
 from loopline.spec.model import PipelineSpec
 
 INGEST = "ingest.table"
@@ -49,15 +49,8 @@ def check(path: Path) -> Checked:
     try:
         loaded = load_pipeline(path)
     except SpecError as exc:
-        return Checked(path, _display(path), None, tuple(str(p) for p in exc.problems))
+        return Checked(path, display_path(path), None, tuple(str(p) for p in exc.problems))
     return Checked(path, loaded.display, loaded, ())
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def components(loaded: LoadedSpec) -> set[str]:

@@ -16,9 +16,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.cli.common import EXIT_BAD_SPEC, EXIT_OK, CommandError, Subcommands, output_folder
+
+if TYPE_CHECKING:
+    from loopline.ci.outcome import CiOutcome
 
 DEFAULT_OUT = "loopline-ci"
 
@@ -81,11 +84,8 @@ class Redacting(io.TextIOBase):
         return bool(self.stream.isatty())
 
 
-def _facts(outcome: object) -> dict[str, object]:
+def _facts(outcome: CiOutcome) -> dict[str, object]:
     """report.json: what a later job step can branch on without parsing Markdown."""
-    from loopline.ci.outcome import CiOutcome
-
-    assert isinstance(outcome, CiOutcome)
     return {"mode": outcome.mode, "passed": outcome.passed, "exit_code": outcome.exit_code(),
             "failures": outcome.failures, "head": outcome.head, "base": outcome.base_ref,
             "duration_s": round(outcome.duration_s, 1),

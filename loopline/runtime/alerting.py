@@ -169,8 +169,7 @@ def _drift_summary(run: Run, step: str) -> dict[str, Any] | None:
     if store is None:
         return None
     try:
-        entry = (store.read_manifest(pipeline, step) or {})["outputs"]["summary"]
-        path = store.local_path(pipeline, step, entry["path"], entry["hash"])
-        return dict(json.loads(path.read_text()))
+        path = store.output(pipeline, step, "summary")
+        return dict(json.loads(path.read_text())) if path is not None else None
     except Exception:  # noqa: BLE001 - the step's facts still say what it decided
         return None

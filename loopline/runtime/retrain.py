@@ -114,13 +114,12 @@ def drift_summary(loaded: LoadedSpec) -> dict[str, Any]:
     assert loaded.spec.retrain is not None
     step, pipeline = loaded.spec.retrain.step, loaded.spec.name
     store = open_store(loaded.spec.artifacts.root, loaded.project_root)
-    manifest = store.read_manifest(pipeline, step) or {}
-    entry = manifest.get("outputs", {}).get("summary")
-    if entry is None:
+    path = store.output(pipeline, step, "summary")
+    if path is None:
         raise FileNotFoundError(f"step {step!r} of {pipeline} has no committed drift summary; "
                                 "run the drift step first")
-    summary = json.loads(store.local_path(pipeline, step, entry["path"],
-                                          entry["hash"]).read_text())
+    summary = json.loads(path.read_text())
+    manifest = store.read_manifest(pipeline, step) or {}
     summary["report"] = store.uri(pipeline, step, manifest["outputs"]["report"]["path"])
     return dict(summary)
 

@@ -66,7 +66,8 @@ def _uris(loaded: LoadedSpec) -> tuple[str, str]:
     return resolve_uris(loaded.spec, loaded.project_root)
 
 
-def _alias(loaded: LoadedSpec, alias: str) -> str | None:
+def alias_version_of(loaded: LoadedSpec, alias: str) -> str | None:
+    """The version `alias` of the spec's model points at now (None: none, or no registry)."""
     from loopline.integrations.registry_peek import alias_version
 
     return alias_version(_uris(loaded)[1], _name(loaded), alias) or None
@@ -74,7 +75,7 @@ def _alias(loaded: LoadedSpec, alias: str) -> str | None:
 
 def traffic(loaded: LoadedSpec) -> Traffic:
     """The split the servers route now: the recorded rollout's, with the registry's champion."""
-    return rs.traffic_of(rs.read(rs.state_uri(loaded)), _alias(loaded, "champion"))
+    return rs.traffic_of(rs.read(rs.state_uri(loaded)), alias_version_of(loaded, "champion"))
 
 
 @contextlib.contextmanager
@@ -130,7 +131,7 @@ def _look(loaded: LoadedSpec, now: datetime, act: bool, command: str | None) -> 
     spec = policy(loaded)
     uri = rs.state_uri(loaded)
     state = rs.read(uri)
-    canary, champion = _alias(loaded, CANARY), _alias(loaded, "champion")
+    canary, champion = alias_version_of(loaded, CANARY), alias_version_of(loaded, "champion")
     if act:
         state, canary = _reconcile(loaded, state, canary, champion, now)
     elif state.get("status") in rs.ACTIVE and state.get("challenger") != canary:
@@ -173,7 +174,7 @@ def _reconcile(loaded: LoadedSpec, state: dict[str, Any], canary: str | None,
         # Crowned, then killed before the state said so: the promotion stands.
         state = _end(loaded, state, now, rs.PROMOTED, "promoted (finished after an "
                      "interrupted controller)", None)
-        return state, _alias(loaded, CANARY)
+        return state, alias_version_of(loaded, CANARY)
     if status == rs.ROLLED_BACK and challenger and canary == challenger:
         _drop_canary(loaded, canary)  # rolled back, then killed before the alias went
         return state, None

@@ -107,6 +107,14 @@ class ArtifactStore:
     def local_path(self, pipeline: str, step: str, filename: str, digest: str = "") -> Path:
         return self.step_dir(pipeline, step) / filename
 
+    def output(self, pipeline: str, step: str, name: str) -> Path | None:
+        """A named output of the step's last complete run, as a local path (downloaded once
+        from an object store); None when the step has not committed one."""
+        entry = ((self.read_manifest(pipeline, step) or {}).get("outputs") or {}).get(name)
+        if entry is None:
+            return None
+        return self.local_path(pipeline, step, entry["path"], entry.get("hash") or "")
+
     def outputs_intact(self, pipeline: str, step: str, manifest: dict[str, Any]) -> bool:
         for entry in manifest.get("outputs", {}).values():
             path = self.step_dir(pipeline, step) / entry["path"]

@@ -53,7 +53,8 @@ class LoadedSpec:
         return project_path(value, self.project_root)
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -63,14 +64,14 @@ def _display_path(path: Path) -> str:
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
     """Parse, resolve `${...}` and validate structure; raise SpecError listing every problem."""
     path = Path(path)
-    display = _display_path(path)
+    display = display_path(path)
     doc = load_file(path, display)
     if not isinstance(doc.data, dict):
         raise SpecError([doc.problem((), "a pipeline spec must be a YAML mapping")])
     project_root = find_project_root(path)
     params_name = doc.data.get("params_file", "params.yaml")
     params_path = project_root / str(params_name)
-    params = load_params(params_path, _display_path(params_path), overrides, str(params_name))
+    params = load_params(params_path, display_path(params_path), overrides, str(params_name))
     resolved, used = resolve(doc, params)
     try:
         spec = PipelineSpec.model_validate(resolved)
