@@ -256,13 +256,10 @@ def test_alert_state_lives_under_the_artifact_root_per_model() -> None:
 def _run(orchestrator: str, summary: dict[str, Any] | None = None,
          tmp: Path | None = None) -> Any:
     """Just what `step_events` reads of a Run: the spec, ids, and a store holding a summary."""
-    store = SimpleNamespace(read_manifest=lambda *_: None, local_path=None)
+    store = SimpleNamespace(output=lambda *_: None)
     if summary is not None and tmp is not None:
         (tmp / "drift.json").write_text(json.dumps(summary))
-        store = SimpleNamespace(
-            read_manifest=lambda *_: {"outputs": {"summary": {"path": "drift.json",
-                                                              "hash": "h"}}},
-            local_path=lambda *_: tmp / "drift.json")
+        store = SimpleNamespace(output=lambda *_: tmp / "drift.json")
     return SimpleNamespace(loaded=_loaded(), run_id="r1", orchestrator=orchestrator,
                            store=store)
 
